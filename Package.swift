@@ -1,0 +1,133 @@
+// swift-tools-version:6.1
+
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode with complete concurrency checking
+/// (the default in Swift 6 mode), plus the upcoming features STYLE.md asks for.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Sluice", targets: ["Sluice"]),
+        .library(name: "SluiceKafka", targets: ["SluiceKafka"]),
+        .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
+        .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
+        .library(name: "SluiceTesting", targets: ["SluiceTesting"]),
+        .library(name: "SluiceCLI", targets: ["SluiceCLI"]),
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRDKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "Sluice",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceKafka",
+            dependencies: [
+                "Sluice",
+                "CRDKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceSQLite",
+            dependencies: ["Sluice"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluicePostgres",
+            dependencies: ["Sluice"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceTesting",
+            dependencies: ["Sluice", "SluiceKafka"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SluiceCLI",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                "SluiceSQLite",
+                "SluicePostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A raw librdkafka consume loop written in C: the baseline the SluiceKafka consumer is
+        // measured against in `sluice-benchmarks`.
+        .target(
+            name: "CRawConsumeLoop",
+            dependencies: ["CRDKafka"],
+            path: "Benchmarks/CRawConsumeLoop"
+        ),
+        .executableTarget(
+            name: "sluice-benchmarks",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                "CRawConsumeLoop",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/SluiceBenchmarks",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceTests",
+            dependencies: [
+                "Sluice",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SluiceKafkaTests",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)
