@@ -139,11 +139,30 @@ public final class KafkaConsumer: Sendable {
 
     /// For each partition, the earliest offset whose timestamp is at or after the given time
     /// (milliseconds since the epoch); ``Offset/end`` when no record is that recent.
+    ///
+    /// The broker's time index answers. Where it says "none" although the partition's last record
+    /// is that recent (brokers without a time index, such as ``EmbeddedKafkaCluster``), the
+    /// partition is read to find the answer.
     public func offsets(
         forTimestamps timestamps: [TopicPartition: Int64], timeout: Duration = .seconds(10)
     ) async throws(KafkaError) -> [TopicPartition: Offset] {
-        try await engine.onControlQueue { client throws(KafkaError) in
-            try client.offsets(forTimestamps: timestamps, timeoutMilliseconds: Int32(clamping: timeout.milliseconds))
+        let scanner = RDKafkaTimestampScanner(
+            properties: configuration.librdkafkaProperties, logger: engine.logger,
+            timeoutMilliseconds: Int32(clamping: timeout.milliseconds))
+        return try await engine.onControlQueue { client throws(KafkaError) in
+            let milliseconds = Int32(clamping: timeout.milliseconds)
+            var offsets = try client.offsets(forTimestamps: timestamps, timeoutMilliseconds: milliseconds)
+            for (partition, offset) in offsets where offset == .end {
+                guard let target = timestamps[partition] else { continue }
+                // "No record that recent" is checked against the partition's last record; a broker
+                // without a time index (the embedded cluster) is caught here and the log scanned.
+                let (low, high) = try client.watermarks(partition, timeoutMilliseconds: milliseconds)
+                guard high > low, try scanner.firstOffset(in: partition, from: Offset(high.rawValue - 1), high: high, atOrAfter: target) != nil else {
+                    continue
+                }
+                offsets[partition] = try scanner.firstOffset(in: partition, from: low, high: high, atOrAfter: target) ?? .end
+            }
+            return offsets
         }
     }
 

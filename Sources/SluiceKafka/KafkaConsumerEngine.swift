@@ -47,7 +47,7 @@ final class KafkaConsumerEngine: Sendable {
     let client: RDKafkaClient
     private let configuration: KafkaConsumerConfiguration
     private let listener: (any KafkaRebalanceListener)?
-    private let logger: Logger
+    let logger: Logger
     private let state = Mutex(State())
     private let waker: RDKafkaQueueWaker
     /// Wakes the poll thread while it waits for a rebalance listener.

@@ -1,4 +1,5 @@
 import CRDKafka
+import Logging
 import Sluice
 
 /// What one poll of the consumer queue returned.
@@ -308,4 +309,52 @@ final class RDKafkaQueueWaker: @unchecked Sendable {
     deinit { rd_kafka_queue_destroy(queue) }
 
     func wake() { rd_kafka_queue_yield(queue) }
+}
+
+/// Finds offsets by timestamp by reading records, for brokers without a time index.
+///
+/// librdkafka's mock cluster (2.0.2) answers every ListOffsets-by-timestamp with "no such
+/// offset". A real broker only says that when no record is that recent, so when the broker's
+/// answer is "end" but the partition's last record is at or after the time, the answer cannot
+/// be right and the partition is scanned instead, with Kafka's semantics: the earliest offset
+/// whose timestamp is at or after the time.
+///
+/// Each call uses a short-lived group-less consumer of its own, so the caller's assignment and
+/// position are untouched.
+struct RDKafkaTimestampScanner {
+    let properties: [String: String]
+    let logger: Logger
+    let timeoutMilliseconds: Int32
+
+    /// The first offset in `[from, high)` whose timestamp is ≥ `timestamp`, or `nil`.
+    ///
+    /// - Important: Blocks while it reads.
+    func firstOffset(in partition: TopicPartition, from: Offset, high: Offset, atOrAfter timestamp: Int64) throws(KafkaError) -> Offset? {
+        guard from < high else { return nil }
+        var scanProperties = properties
+        scanProperties["group.id"] = "sluice-timestamp-scan"
+        scanProperties["enable.auto.commit"] = "false"
+        scanProperties.removeValue(forKey: "group.instance.id")
+        let client = try RDKafkaClient(kind: .consumer, properties: scanProperties, logger: logger)
+        try client.assign([partition: from])
+        guard let reader = RDKafkaRecordReader(client: client, maxBatchSize: 500) else { return nil }
+        defer {
+            do {
+                try client.closeConsumer()
+            } catch {
+                logger.debug("closing the timestamp scanner failed", metadata: ["error": "\(error)"])
+            }
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutMilliseconds))
+        while ContinuousClock.now < deadline {
+            let result = reader.poll(timeoutMilliseconds: 100)
+            if let fatal = result.errors.first(where: \.isFatal) { throw fatal }
+            for record in result.records where record.topicPartition == partition {
+                if let recordTime = record.timestamp?.milliseconds, recordTime >= timestamp { return record.offset }
+                if record.offset.next >= high { return nil }
+            }
+        }
+        throw KafkaError(code: "_TIMED_OUT", number: RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue,
+                         message: "scanning \(partition) for timestamp \(timestamp) timed out", isRetriable: true)
+    }
 }
