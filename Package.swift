@@ -109,6 +109,17 @@ let package = Package(
             path: "Benchmarks/SluiceBenchmarks",
             swiftSettings: strictSettings
         ),
+        // The quick tour run by the README's demo command (grows into Examples/OrderFulfillment).
+        .executableTarget(
+            name: "sluice-quick-tour",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/QuickTour",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SluiceTests",
             dependencies: [

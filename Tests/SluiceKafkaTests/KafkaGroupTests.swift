@@ -61,7 +61,11 @@ final class GroupMember: KafkaRebalanceListener {
         while state.withLock({ $0.inFlightCommits > 0 }) { try? await Task.sleep(for: .milliseconds(5)) }
         let offsets = state.withLock { state in
             state.owned.subtract(partitions)
-            return state.processed.filter { partitions.contains($0.key) }
+            let offsets = state.processed.filter { partitions.contains($0.key) }
+            // Forget them: committing these again after the partition came back would move the
+            // group's commit backwards, past what the other owner committed.
+            for partition in partitions { state.processed.removeValue(forKey: partition) }
+            return offsets
         }
         if !lost, let consumer {
             do {
