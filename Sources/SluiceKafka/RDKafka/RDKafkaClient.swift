@@ -305,3 +305,12 @@ extension [CChar] {
         return String(decoding: self[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+extension RDKafkaClient {
+    /// Whether every `rd_kafka_t` of the process was destroyed within the timeout.
+    ///
+    /// - Important: Blocks.
+    static func waitForAllDestroyed(timeoutMilliseconds: Int32) -> Bool {
+        rd_kafka_wait_destroyed(timeoutMilliseconds) == 0
+    }
+}
