@@ -148,7 +148,7 @@ final class KafkaConsumerEngine: Sendable {
                     case nil: break
                     }
                     if Task.isCancelled { return .end }
-                    precondition(state.waiter == nil, "KafkaConsumer.batches must be iterated from one task only")
+                    if state.waiter != nil { return .failure(Self.concurrentIterationError) }
                     state.waiter = continuation
                     return .wait
                 }
@@ -173,6 +173,10 @@ final class KafkaConsumerEngine: Sendable {
         waker.wake()
         wakeSignal.signal()
     }
+
+    private static let concurrentIterationError = KafkaError(
+        code: "_CONFLICT", number: -173,
+        message: "KafkaConsumer.batches is already being iterated by another task; iterate it from one task only")
 
     private static let closedError = KafkaError(
         code: .clientClosed, number: -172, message: "the consumer is closed")

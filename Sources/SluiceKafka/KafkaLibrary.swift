@@ -5,6 +5,13 @@ public enum KafkaLibrary {
     /// The loaded librdkafka's version, e.g. `2.0.2`.
     public static var version: String { RDKafkaClient.libraryVersion }
 
+    /// Throws ``KafkaError/Code/librdkafkaTooOld`` when a librdkafka with the given
+    /// `RD_KAFKA_VERSION`-style number (`0xMMmmrrff`) is older than Sluice supports. Clients run
+    /// this check on the loaded library when they are created.
+    public static func checkVersion(_ version: Int32, named name: String) throws(KafkaError) {
+        try RDKafkaClient.checkLibraryVersion(version, named: name)
+    }
+
     /// Waits until every librdkafka client of this process (consumers, producers, admin clients,
     /// embedded clusters) has been destroyed, for at most `timeout`.
     ///

@@ -88,4 +88,14 @@ struct KafkaConfigurationTests {
             #expect(!text.contains(secret), "leaked in: \(text)")
         }
     }
+
+    @Test("A librdkafka older than 2.0 is refused with a clear error; the loaded one is accepted")
+    func libraryVersion() throws {
+        let error = #expect(throws: KafkaError.self) { try KafkaLibrary.checkVersion(0x0109_02FF, named: "1.9.2") }
+        #expect(error?.code == .librdkafkaTooOld)
+        #expect(error?.message.contains("1.9.2") == true)
+        #expect(error?.message.contains("2.0.0") == true)
+        try KafkaLibrary.checkVersion(0x0200_02FF, named: "2.0.2")
+        #expect(KafkaLibrary.version.hasPrefix("2."))
+    }
 }

@@ -126,14 +126,14 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     /// Refuses to run on a librdkafka older than ``minimumVersion``.
-    static func checkLibraryVersion() throws(KafkaError) {
-        let version = rd_kafka_version()
+    static func checkLibraryVersion(
+        _ version: Int32 = rd_kafka_version(), named name: String = libraryVersion
+    ) throws(KafkaError) {
         guard version >= minimumVersion else {
             throw KafkaError(
                 code: .librdkafkaTooOld, number: RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED.rawValue,
-                message: "Sluice needs librdkafka 2.0.0 or newer; this process loaded "
-                    + String(cString: rd_kafka_version_str())
-                    + ". Install a newer librdkafka (Debian/Ubuntu: librdkafka-dev).")
+                message: "Sluice needs librdkafka 2.0.0 or newer; this process loaded \(name). "
+                    + "Install a newer librdkafka (Debian/Ubuntu: librdkafka-dev).")
         }
     }
 
