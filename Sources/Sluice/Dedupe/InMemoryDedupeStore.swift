@@ -25,61 +25,70 @@ public final class InMemoryDedupeStore: DedupeStore {
         var partition: TopicPartition
     }
 
-    private let tables = Mutex(Tables())
+    fileprivate let tables = Mutex(Tables())
     private let failures = Mutex<[SluiceError]>([])
 
     public init() {}
 
-    /// An open in-memory transaction. Not thread-safe: it belongs to one transaction body.
+    /// An open in-memory transaction: its own writes, read over the committed tables.
+    /// Not thread-safe: it belongs to one transaction body.
     public final class Transaction: DedupeTransaction {
-        fileprivate var base: Tables
-        fileprivate var staged: Tables
-        fileprivate var newlyProcessed: Set<ProcessedKey> = []
+        fileprivate struct Writes {
+            var processed: [ProcessedKey: ProcessedEvent] = [:]
+            var offsets: [OffsetKey: Offset] = [:]
+            var values: [String: JSONValue?] = [:]
+            var newlyProcessed: Set<ProcessedKey> = []
+        }
 
-        fileprivate init(base: Tables) {
-            self.base = base
-            self.staged = base
+        private let store: InMemoryDedupeStore
+        fileprivate var writes = Writes()
+
+        fileprivate init(store: InMemoryDedupeStore) {
+            self.store = store
         }
 
         public func processedEvent(group: String, handler: String, eventID: String) async throws -> ProcessedEvent? {
-            staged.processed[ProcessedKey(group: group, handler: handler, eventID: eventID)]
+            let key = ProcessedKey(group: group, handler: handler, eventID: eventID)
+            if let written = writes.processed[key] { return written }
+            return store.tables.withLock { $0.processed[key] }
         }
 
         public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws {
             let key = ProcessedKey(group: group, handler: handler, eventID: eventID)
-            if var existing = staged.processed[key] {
+            if var existing = try await processedEvent(group: group, handler: handler, eventID: eventID) {
                 existing.processCount += 1
                 existing.processedAt = time
                 existing.payloadHash = payloadHash
-                staged.processed[key] = existing
+                writes.processed[key] = existing
             } else {
-                staged.processed[key] = ProcessedEvent(
+                writes.processed[key] = ProcessedEvent(
                     group: group, handler: handler, eventID: eventID, payloadHash: payloadHash, processedAt: time, processCount: 1)
-                newlyProcessed.insert(key)
+                writes.newlyProcessed.insert(key)
             }
         }
 
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
-            staged.offsets[OffsetKey(group: group, partition: partition)] = offset
+            writes.offsets[OffsetKey(group: group, partition: partition)] = offset
         }
 
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
-            let saved = staged
-            let savedNew = newlyProcessed
+            let saved = writes
             do {
                 return try await body()
             } catch {
-                staged = saved
-                newlyProcessed = savedNew
+                writes = saved
                 throw error
             }
         }
 
         /// A handler's own value, as this transaction sees it.
-        public func value(forKey key: String) -> JSONValue? { staged.values[key] }
+        public func value(forKey key: String) -> JSONValue? {
+            if let written = writes.values[key] { return written }
+            return store.tables.withLock { $0.values[key] }
+        }
 
-        /// Writes a handler's own value; visible to others only after commit.
-        public func setValue(_ value: JSONValue?, forKey key: String) { staged.values[key] = value }
+        /// Writes a handler's own value (`nil` deletes it); visible to others only after commit.
+        public func setValue(_ value: JSONValue?, forKey key: String) { writes.values[key] = .some(value) }
     }
 
     /// Makes the next transactions fail at commit with these errors, in order (fault injection).
@@ -88,29 +97,21 @@ public final class InMemoryDedupeStore: DedupeStore {
     }
 
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
-        let transaction = Transaction(base: tables.withLock { $0 })
+        let transaction = Transaction(store: self)
         let result = try await body(transaction)
         if let injected = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw injected }
+        let writes = transaction.writes
         try tables.withLock { (tables: inout Tables) throws(SluiceError) in
-            // Another transaction may have recorded the same event since this one began: that is
-            // the unique-constraint violation a database would raise.
-            for key in transaction.newlyProcessed where tables.processed[key] != nil {
+            // Another transaction may have recorded the same event since this one read it: that
+            // is the unique-constraint violation a database would raise.
+            for key in writes.newlyProcessed where tables.processed[key] != nil {
                 throw SluiceError(
                     code: .storeConflict, message: "event \(key.eventID) was recorded by a concurrent transaction",
                     isRetriable: true)
             }
-            for (key, event) in transaction.staged.processed where transaction.base.processed[key] != event {
-                tables.processed[key] = event
-            }
-            for (key, offset) in transaction.staged.offsets where transaction.base.offsets[key] != offset {
-                tables.offsets[key] = offset
-            }
-            for (key, value) in transaction.staged.values where transaction.base.values[key] != value {
-                tables.values[key] = value
-            }
-            for key in transaction.base.values.keys where transaction.staged.values[key] == nil {
-                tables.values.removeValue(forKey: key)
-            }
+            tables.processed.merge(writes.processed) { _, new in new }
+            tables.offsets.merge(writes.offsets) { _, new in new }
+            for (key, value) in writes.values { tables.values[key] = value }
         }
         return result
     }

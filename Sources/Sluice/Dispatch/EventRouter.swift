@@ -1,0 +1,56 @@
+/// Handlers by event type.
+///
+/// Each handler has a name, unique within the service: it is part of the dedupe key
+/// `(consumer group, handler, event_id)`, so renaming a handler makes it see old events as new.
+///
+/// ```swift
+/// var router = EventRouter<SQLiteTransaction>()
+/// router.on("billing.payment_authorized", as: PaymentAuthorized.self, version: 2, handler: "reserve-stock") { event, context in
+///     try context.transaction.database.execute(...)
+/// }
+/// ```
+public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
+    /// One registered handler.
+    public struct Route: Sendable {
+        public let name: String
+        public let eventType: String
+        /// The newest schema version the handler accepts; older events are upcast to it.
+        public let version: Int?
+        let invoke: @Sendable (Envelope, UpcasterChain, HandlerContext<Transaction>) async throws -> Void
+    }
+
+    private var routesByType: [String: [Route]] = [:]
+
+    public init() {}
+
+    /// Registers a typed handler for `eventType`.
+    ///
+    /// - Parameters:
+    ///   - version: The newest schema version the handler understands; events of older versions
+    ///     are upcast to it by the registered upcasters. `nil`: the newest registered version.
+    ///   - name: The handler's stable name (part of the dedupe key and the `sluice.handler` header).
+    ///   - body: The handler. Throw a ``SluiceError`` with `isRetriable: false` for a failure that
+    ///     retrying cannot fix: the record goes straight to the dead-letter topic. Any other error
+    ///     is retried with backoff.
+    public mutating func on<Payload: Decodable & Sendable>(
+        _ eventType: String,
+        as payload: Payload.Type,
+        version: Int? = nil,
+        handler name: String,
+        _ body: @escaping @Sendable (Event<Payload>, HandlerContext<Transaction>) async throws -> Void
+    ) {
+        let route = Route(name: name, eventType: eventType, version: version) { envelope, upcasters, context in
+            let event = try upcasters.event(envelope, as: Payload.self, version: version)
+            try await body(event, context)
+        }
+        routesByType[eventType, default: []].append(route)
+    }
+
+    /// The handlers of `eventType`, in registration order.
+    public func routes(for eventType: String) -> [Route] {
+        routesByType[eventType] ?? []
+    }
+
+    /// Every event type with at least one handler.
+    public var eventTypes: [String] { routesByType.keys.sorted() }
+}

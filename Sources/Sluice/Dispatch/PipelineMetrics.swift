@@ -1,0 +1,69 @@
+import Metrics
+import Synchronization
+
+/// The pipeline's swift-metrics instruments, created once per label and dimensions.
+///
+/// Names: `sluice.records.consumed`, `sluice.records.handled`, `sluice.records.duplicates`,
+/// `sluice.records.dead_lettered` (dimension `code`), `sluice.records.skipped` (`code`),
+/// `sluice.handler.retries` (`handler`), `sluice.handler.duration` (timer, `handler`),
+/// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic). All
+/// carry the `topic` dimension where a record is involved.
+final class PipelineMetrics: Sendable {
+    private struct Key: Hashable {
+        var label: String
+        var dimensions: [String]
+    }
+
+    private let counters = Mutex<[Key: Counter]>([:])
+    private let timers = Mutex<[Key: Timer]>([:])
+    private let gauges = Mutex<[Key: Gauge]>([:])
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = Key(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
+        return counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions)
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    func consumed(_ record: Record) { counter("sluice.records.consumed", [("topic", record.topic)]).increment() }
+    func handled(_ record: Record) { counter("sluice.records.handled", [("topic", record.topic)]).increment() }
+    func duplicate(_ record: Record) { counter("sluice.records.duplicates", [("topic", record.topic)]).increment() }
+
+    func deadLettered(_ record: Record, code: SluiceError.Code) {
+        counter("sluice.records.dead_lettered", [("topic", record.topic), ("code", code.rawValue)]).increment()
+    }
+
+    func skipped(_ record: Record, code: SluiceError.Code) {
+        counter("sluice.records.skipped", [("topic", record.topic), ("code", code.rawValue)]).increment()
+    }
+
+    func retried(_ record: Record, handler: String) {
+        counter("sluice.handler.retries", [("topic", record.topic), ("handler", handler)]).increment()
+    }
+
+    func handlerDuration(_ handler: String, _ duration: Duration) {
+        let key = Key(label: "sluice.handler.duration", dimensions: ["handler", handler])
+        let timer = timers.withLock { timers in
+            if let timer = timers[key] { return timer }
+            let timer = Timer(label: key.label, dimensions: [("handler", handler)])
+            timers[key] = timer
+            return timer
+        }
+        timer.record(duration: duration)
+    }
+
+    func halted(_ partition: TopicPartition, _ isHalted: Bool) {
+        let dimensions = [("topic", partition.topic), ("partition", String(partition.partition))]
+        let key = Key(label: "sluice.partition.halted", dimensions: dimensions.flatMap { [$0.0, $0.1] })
+        let gauge = gauges.withLock { gauges in
+            if let gauge = gauges[key] { return gauge }
+            let gauge = Gauge(label: key.label, dimensions: dimensions)
+            gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(isHalted ? 1 : 0)
+    }
+}

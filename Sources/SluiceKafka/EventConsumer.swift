@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Sluice
+import Synchronization
+
+/// A consumer service: Kafka in, the envelope decoder, one ordered lane per partition, handlers
+/// inside the dedupe store, poison records to the dead-letter topic, and commits that never run
+/// ahead of a durable outcome.
+///
+/// Run it in a `ServiceGroup`; on graceful shutdown (SIGTERM) it stops fetching, lets the lanes
+/// drain for ``Configuration/shutdownTimeout``, commits, and leaves the group.
+///
+/// The commit invariant: the offset after record N of a partition is committed only when every
+/// record up to N has a durable outcome (handled, skipped as a duplicate or by policy, or
+/// dead-lettered with the broker's acknowledgement).
+public final class EventConsumer<Store: DedupeStore>: Service {
+    /// How the service consumes.
+    public struct Configuration: Sendable {
+        /// The Kafka consumer; its `groupID` is required.
+        public var consumer: KafkaConsumerConfiguration
+        /// Topics to subscribe to.
+        public var topics: [String]
+        /// Retries, dead letters, unknown-type policy. Its `group` is the consumer's group.
+        public var pipeline: EventPipeline<Store>.Configuration
+        /// Lane bounds.
+        public var dispatcher = PartitionDispatcher.Configuration()
+        /// How often watermarks are committed. Default: 1 s.
+        public var commitInterval: Duration = .seconds(1)
+        /// How long a revocation waits for in-flight records before abandoning them. Default: 30 s.
+        public var revocationTimeout: Duration = .seconds(30)
+        /// How long graceful shutdown lets lanes drain before it stops them. Default: 30 s.
+        public var shutdownTimeout: Duration = .seconds(30)
+
+        public init(consumer: KafkaConsumerConfiguration, topics: [String]) {
+            self.consumer = consumer
+            self.topics = topics
+            self.pipeline = .init(group: consumer.groupID ?? "")
+        }
+    }
+
+    private let configuration: Configuration
+    private let consumer: KafkaConsumer
+    private let dispatcher: PartitionDispatcher
+    private let pipeline: EventPipeline<Store>
+    private let watermarks: OffsetWatermarks
+    private let store: Store
+    private let logger: Logger
+    private let committing = Mutex<(inFlight: Bool, revoking: Int)>((false, 0))
+
+    /// Creates the service (and its Kafka consumer; nothing is fetched before ``run()``).
+    ///
+    /// - Parameters:
+    ///   - deadLetterSink: Where poison records go; usually a ``KafkaDeadLetterSink``.
+    /// - Throws: ``KafkaError`` for a configuration librdkafka refuses, or a missing group.
+    public init(
+        configuration: Configuration,
+        decoder: EnvelopeDecoder,
+        upcasters: UpcasterChain,
+        router: EventRouter<Store.Transaction>,
+        store: Store,
+        deadLetterSink: any DeadLetterSink,
+        logger: Logger
+    ) throws(KafkaError) {
+        guard let group = configuration.consumer.groupID, !group.isEmpty else {
+            throw KafkaError(code: "_INVALID_ARG", number: -186, message: "an EventConsumer needs a consumer group")
+        }
+        var configuration = configuration
+        configuration.pipeline.group = group
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        let watermarks = OffsetWatermarks()
+        self.watermarks = watermarks
+        let pipeline = EventPipeline(
+            configuration: configuration.pipeline, decoder: decoder, upcasters: upcasters, router: router,
+            store: store, deadLetterSink: deadLetterSink, logger: logger)
+        self.pipeline = pipeline
+        let bridge = RebalanceBridge()
+        self.consumer = try KafkaConsumer(configuration: configuration.consumer, rebalanceListener: bridge, logger: logger)
+        self.dispatcher = PartitionDispatcher(
+            configuration: configuration.dispatcher, watermarks: watermarks, flowControl: consumer, logger: logger
+        ) { record in await pipeline.process(record) }
+        bridge.attach(self)
+    }
+
+    public func run() async throws {
+        try await consumer.subscribe(configuration.topics)
+        logger.info("consuming", metadata: ["kafka.topics": "\(configuration.topics)", "kafka.group": "\(configuration.pipeline.group)"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.commitPeriodically() }
+            // Graceful shutdown cancels only the fetching: the batch sequence ends when cancelled.
+            try await cancelWhenGracefulShutdown {
+                for try await batch in self.consumer.batches {
+                    self.dispatcher.dispatch(batch)
+                }
+            }
+            group.cancelAll()
+        }
+        // Not a child of the (possibly cancelled) run task: draining must be able to wait.
+        await Task { await self.shutDown() }.value
+    }
+
+    /// Drains the lanes, commits, and leaves the group.
+    private func shutDown() async {
+        await dispatcher.drainAll(deadline: .now + configuration.shutdownTimeout)
+        await commitNow(reason: "shutdown")
+        do {
+            try await consumer.close()
+        } catch {
+            logger.error("leaving the group failed", metadata: ["error": "\(error)"])
+        }
+        logger.info("stopped")
+    }
+
+    private func commitPeriodically() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: configuration.commitInterval)
+            await commitNow(reason: "interval")
+        }
+    }
+
+    /// Commits every watermark that moved, unless a revocation is committing right now.
+    private func commitNow(reason: String) async {
+        let go = committing.withLock { state in
+            guard state.revoking == 0, !state.inFlight else { return false }
+            state.inFlight = true
+            return true
+        }
+        guard go else { return }
+        defer { committing.withLock { $0.inFlight = false } }
+        let owned = dispatcher.assignedPartitions
+        let offsets = watermarks.uncommitted().filter { reason == "shutdown" || owned.contains($0.key) }
+        guard !offsets.isEmpty else { return }
+        do {
+            try await consumer.commit(offsets)
+            watermarks.markCommitted(offsets)
+        } catch {
+            // Not lost: the watermarks stay uncommitted and the next tick commits them.
+            logger.warning("commit failed; will retry", metadata: ["error": "\(error)", "commit.reason": "\(reason)"])
+        }
+    }
+
+    fileprivate func partitionsAssigned(_ partitions: [TopicPartition]) async -> [TopicPartition: Offset] {
+        var overrides: [TopicPartition: Offset] = [:]
+        do {
+            let stored = try await store.storedOffsets(group: configuration.pipeline.group, partitions: partitions)
+            if !stored.isEmpty {
+                let committed = try await consumer.committedOffsets(for: partitions)
+                for (partition, offset) in stored where offset > (committed[partition] ?? .invalid) {
+                    // The store committed past Kafka's commit (a crash between the two): resume
+                    // from the store, so nothing is handled twice and nothing is skipped.
+                    overrides[partition] = offset
+                }
+            }
+        } catch {
+            logger.error("reading stored offsets failed; resuming from Kafka's commits", metadata: ["error": "\(error)"])
+        }
+        if !overrides.isEmpty { logger.info("resuming from the store's offsets", metadata: ["offsets": "\(overrides)"]) }
+        dispatcher.assign(partitions)
+        return overrides
+    }
+
+    fileprivate func partitionsRevoked(_ partitions: [TopicPartition], lost: Bool) async {
+        committing.withLock { $0.revoking += 1 }
+        defer { committing.withLock { $0.revoking -= 1 } }
+        while committing.withLock({ $0.inFlight }) { try? await Task.sleep(for: .milliseconds(2)) }
+        let positions = await dispatcher.revoke(partitions, deadline: .now + configuration.revocationTimeout)
+        let offsets = positions.compactMapValues { $0 }.filter { watermarks.uncommitted()[$0.key] != nil }
+        if !lost && !offsets.isEmpty {
+            do {
+                try await consumer.commit(offsets)
+            } catch {
+                logger.warning("commit on revocation failed; the next owner resumes from the previous commit", metadata: ["error": "\(error)"])
+            }
+        }
+        watermarks.forget(partitions)
+    }
+}
+
+/// Lets the Kafka consumer, created before the service finished initializing, call back into it.
+private final class RebalanceBridge: KafkaRebalanceListener, Sendable {
+    private let target = Mutex<(@Sendable ([TopicPartition]) async -> [TopicPartition: Offset], @Sendable ([TopicPartition], Bool) async -> Void)?>(nil)
+
+    func attach<Store: DedupeStore>(_ consumer: EventConsumer<Store>) {
+        target.withLock {
+            $0 = ({ [weak consumer] in await consumer?.partitionsAssigned($0) ?? [:] },
+                  { [weak consumer] in await consumer?.partitionsRevoked($0, lost: $1) })
+        }
+    }
+
+    func partitionsAssigned(_ partitions: [TopicPartition]) async -> [TopicPartition: Offset] {
+        await target.withLock { $0 }?.0(partitions) ?? [:]
+    }
+
+    func partitionsRevoked(_ partitions: [TopicPartition], lost: Bool) async {
+        await target.withLock { $0 }?.1(partitions, lost)
+    }
+}
