@@ -76,6 +76,8 @@ let package = Package(
                 "SluicePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -118,6 +120,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/QuickTour",
+            swiftSettings: strictSettings
+        ),
+        // A consumer service the tests start as a separate process, to kill it.
+        .executableTarget(
+            name: "sluice-test-consumer",
+            dependencies: [
+                "Sluice",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support/TestConsumer",
             swiftSettings: strictSettings
         ),
         .testTarget(

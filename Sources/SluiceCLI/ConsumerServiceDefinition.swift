@@ -1,0 +1,37 @@
+import Logging
+import Sluice
+
+/// What a consumer service tells Sluice's commands: its handlers, its schemas and its store.
+///
+/// A service mounts ``RunCommand`` (and, with the replay issue, `ReplayCommand`) in its own
+/// executable, parameterized with its definition:
+///
+/// ```swift
+/// enum Fulfillment: ConsumerServiceDefinition { … }
+///
+/// @main
+/// struct FulfillmentCommand: AsyncParsableCommand {
+///     static let configuration = CommandConfiguration(subcommands: [RunCommand<Fulfillment>.self])
+/// }
+/// ```
+public protocol ConsumerServiceDefinition: Sendable {
+    /// The store handlers run in.
+    associatedtype Store: DedupeStore
+
+    /// Where `EventSchemas/` is, unless `--schemas` says otherwise. Default: `EventSchemas`.
+    static var schemasDirectory: String { get }
+
+    /// Upcasters from older schema versions to newer ones. Default: none.
+    static func upcasters() -> [Upcaster]
+
+    /// The service's handlers.
+    static func router() -> EventRouter<Store.Transaction>
+
+    /// Opens the store named by `--database` (a SQLite path or a `postgres://` URL).
+    static func openStore(database: String, logger: Logger) async throws -> Store
+}
+
+extension ConsumerServiceDefinition {
+    public static var schemasDirectory: String { "EventSchemas" }
+    public static func upcasters() -> [Upcaster] { [] }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import Sluice
+import SluiceKafka
+import UnixSignals
+
+/// `run`: consume the service's topics until SIGTERM or SIGINT, then drain, commit and leave.
+public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCommand {
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "run",
+            abstract: "Consume events: ordered per partition, handlers in the dedupe store, poison records to the dead-letter topic.")
+    }
+
+    @Option(name: .customLong("bootstrap-servers"), help: "Kafka brokers, host:port[,host:port…].")
+    var bootstrapServers: String
+
+    @Option(name: .customLong("topic"), help: "A topic to consume (repeatable).")
+    var topics: [String]
+
+    @Option(help: "The consumer group.")
+    var group: String
+
+    @Option(help: "The dedupe store: a SQLite file path or a postgres:// URL.")
+    var database: String
+
+    @Option(name: .customLong("dead-letter-topic"), help: "One dead-letter topic for every consumed topic (default: <topic>.DLT).")
+    var deadLetterTopic: String?
+
+    @Option(name: .customLong("schemas"), help: "The EventSchemas directory.")
+    var schemasDirectory: String?
+
+    @Option(name: [.customShort("X"), .customLong("property")], help: "A librdkafka property, NAME=VALUE (repeatable).")
+    var properties: [String] = []
+
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds to drain on SIGTERM before stopping.")
+    var shutdownTimeout: Int = 30
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    public init() {}
+
+    public func validate() throws {
+        guard !topics.isEmpty else { throw ValidationError("give at least one --topic") }
+        for property in properties where !property.contains("=") {
+            throw ValidationError("--property takes NAME=VALUE, got '\(property)'")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    public func run() async throws {
+        var logger = Logger(label: "sluice.run") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        let registry = try SchemaRegistry(directory: schemasDirectory ?? Definition.schemasDirectory)
+        let upcasters = try UpcasterChain(registry: registry, upcasters: Definition.upcasters())
+        let store = try await Definition.openStore(database: database, logger: logger)
+
+        var consumer = KafkaConsumerConfiguration(
+            bootstrapServers: bootstrapServers.split(separator: ",").map(String.init), groupID: group)
+        var producer = KafkaProducerConfiguration(bootstrapServers: consumer.bootstrapServers)
+        for property in properties {
+            let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
+            consumer.properties[parts[0]] = parts[1]
+            // Security settings apply to the dead-letter producer too; consumer-only ones do not.
+            if parts[0].hasPrefix("security.") || parts[0].hasPrefix("sasl.") || parts[0].hasPrefix("ssl.") {
+                producer.properties[parts[0]] = parts[1]
+            }
+        }
+        var configuration = EventConsumer<Definition.Store>.Configuration(consumer: consumer, topics: topics)
+        configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        if let deadLetterTopic {
+            for topic in topics { configuration.pipeline.deadLetters.topics[topic] = deadLetterTopic }
+        }
+        let deadLetterProducer = try KafkaProducer(configuration: producer, logger: logger)
+        let service = try EventConsumer(
+            configuration: configuration, decoder: EnvelopeDecoder(registry: registry), upcasters: upcasters,
+            router: Definition.router(), store: store, deadLetterSink: KafkaDeadLetterSink(producer: deadLetterProducer),
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try await deadLetterProducer.close()
+    }
+}

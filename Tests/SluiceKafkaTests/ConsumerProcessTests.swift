@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import Sluice
+import SluiceKafka
+import Testing
+
+/// A consumer service in its own process (`sluice-test-consumer run …`), killed and restarted.
+@Suite("Consumer processes killed and restarted", .serialized)
+struct ConsumerProcessTests {
+    typealias Support = KafkaTestSupport
+    typealias Pipeline = PipelineTestSupport
+
+    struct Fixture {
+        let directory: URL
+        let ledger: URL
+        let schemas: URL
+
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-process-\(UUID().uuidString)")
+            schemas = directory.appendingPathComponent("EventSchemas/orders.item_added")
+            try FileManager.default.createDirectory(at: schemas, withIntermediateDirectories: true)
+            try Pipeline.itemAddedSchema.write(to: schemas.appendingPathComponent("v1.schema.json"), atomically: true, encoding: .utf8)
+            ledger = directory.appendingPathComponent("ledger.txt")
+            _ = FileManager.default.createFile(atPath: ledger.path, contents: nil)
+        }
+
+        func start(_ cluster: EmbeddedKafkaCluster, topic: String, group: String, delayMicroseconds: Int = 0) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent("sluice-test-consumer")
+            process.arguments = [
+                "run", "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", group,
+                "--database", "memory", "--schemas", directory.appendingPathComponent("EventSchemas").path,
+                "--shutdown-timeout", "10", "--log-level", "error",
+                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300",
+            ]
+            var environment = ProcessInfo.processInfo.environment
+            environment["SLUICE_TEST_LEDGER"] = ledger.path
+            environment["SLUICE_TEST_HANDLER_DELAY_US"] = String(delayMicroseconds)
+            process.environment = environment
+            try process.run()
+            return process
+        }
+
+        /// Every line of the ledger: one per handler call.
+        func handled() throws -> [String] {
+            try String(contentsOf: ledger, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+    }
+
+    static func produceEvents(_ cluster: EmbeddedKafkaCluster, topic: String, count: Int) async throws {
+        let producer = try Support.producer(cluster)
+        try await Support.produceAll(producer, (0..<count).map {
+            ProducerRecord(topic: topic, key: Support.bytes("k\($0 % 31)"), value: Pipeline.envelope(id: "e\($0)", data: #"{"key":"k","seq":\#($0)}"#))
+        })
+        try await producer.close()
+    }
+
+    @Test("SIGKILL of the consumer process mid-stream, three times, then restarts: every event handled at least once, none skipped")
+    func sigkill() async throws {
+        let total = 20_000
+        let cluster = try Support.cluster(topics: ["killed": 4])
+        try await Self.produceEvents(cluster, topic: "killed", count: total)
+        let fixture = try Fixture()
+        for round in 1...3 {
+            let process = try fixture.start(cluster, topic: "killed", group: "killed", delayMicroseconds: 100)
+            let target = round * 4_000
+            try await Support.eventually("\(target) events handled before kill \(round)", timeout: .seconds(90)) {
+                try Set(fixture.handled()).count >= target
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+        }
+        let last = try fixture.start(cluster, topic: "killed", group: "killed")
+        try await Support.eventually("every event handled", timeout: .seconds(120)) { try Set(fixture.handled()).count >= total }
+        last.terminate()
+        last.waitUntilExit()
+        let handled = try fixture.handled()
+        #expect(Set(handled) == Set((0..<total).map { "e\($0)" }), "none skipped")
+        print("after 3 SIGKILLs: \(handled.count) handler calls for \(total) events (\(handled.count - total) redeliveries after the last commits)")
+    }
+
+    @Test("SIGTERM: the process drains, commits and exits within its timeout; a restart handles nothing twice")
+    func sigterm() async throws {
+        let total = 20_000
+        let cluster = try Support.cluster(topics: ["terminated": 4])
+        try await Self.produceEvents(cluster, topic: "terminated", count: total)
+        let fixture = try Fixture()
+        let first = try fixture.start(cluster, topic: "terminated", group: "terminated", delayMicroseconds: 1_000)
+        try await Support.eventually("some events handled", timeout: .seconds(60)) { try fixture.handled().count >= 1_000 }
+        let signalledAt = ContinuousClock.now
+        first.terminate()
+        first.waitUntilExit()
+        #expect(ContinuousClock.now - signalledAt < .seconds(15), "shutdown within --shutdown-timeout 10 plus leaving the group")
+        #expect(first.terminationReason == .exit && first.terminationStatus == 0)
+        let afterFirst = try fixture.handled().count
+        #expect(afterFirst < total)
+
+        let second = try fixture.start(cluster, topic: "terminated", group: "terminated")
+        try await Support.eventually("the rest handled", timeout: .seconds(60)) { try Set(fixture.handled()).count >= total }
+        second.terminate()
+        second.waitUntilExit()
+        let handled = try fixture.handled()
+        #expect(handled.count == total, "handled twice across the restart: \(handled.count - Set(handled).count)")
+    }
+}

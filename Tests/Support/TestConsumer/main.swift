@@ -1,0 +1,55 @@
+// A consumer service for the tests that kill processes: it mounts Sluice's `run` command and
+// appends the id of every event it handles to a ledger file (SLUICE_TEST_LEDGER), so the test can
+// tell, across crashes and restarts, what was handled and how often.
+
+import ArgumentParser
+import Foundation
+import Logging
+import Sluice
+import SluiceCLI
+
+enum TestConsumer: ConsumerServiceDefinition {
+    typealias Store = InMemoryDedupeStore
+
+    struct Item: Decodable, Sendable {
+        var key: String
+        var seq: Int
+    }
+
+    static func router() -> EventRouter<InMemoryDedupeStore.Transaction> {
+        let ledger = Ledger(path: ProcessInfo.processInfo.environment["SLUICE_TEST_LEDGER"] ?? "/dev/null")
+        let delay = Int(ProcessInfo.processInfo.environment["SLUICE_TEST_HANDLER_DELAY_US"] ?? "0") ?? 0
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_added", as: Item.self, handler: "ledger") { event, _ in
+            if delay > 0 { try await Task.sleep(for: .microseconds(delay)) }
+            ledger.append(event.eventID)
+        }
+        return router
+    }
+
+    static func openStore(database: String, logger: Logger) async throws -> InMemoryDedupeStore {
+        guard database == "memory" else { throw ValidationError("the test consumer only has the in-memory store: --database memory") }
+        return InMemoryDedupeStore()
+    }
+}
+
+/// Appends lines with O_APPEND: each line reaches the file in one write, so a SIGKILL can cut
+/// the ledger only between lines.
+final class Ledger: Sendable {
+    private let descriptor: Int32
+
+    init(path: String) {
+        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    }
+
+    func append(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+}
+
+@main
+struct TestConsumerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-test-consumer", subcommands: [RunCommand<TestConsumer>.self])
+}
