@@ -35,7 +35,7 @@ struct QuickTour {
         say("3. worker-1 joins group quick-tour and starts handling, committing after every batch")
         try await waitUntil { !first.owned.isEmpty && tally.handled >= 500 }
         let second = try Worker(name: "worker-2", configuration: configuration, tally: tally, logger: logger)
-        say("   worker-2 joins; the group rebalances (cooperative-sticky)…")
+        say("   worker-2 joins; the group rebalances…")
         try await waitUntil { !second.owned.isEmpty }
         say("   worker-1 owns \(first.ownedDescription), worker-2 owns \(second.ownedDescription)")
 

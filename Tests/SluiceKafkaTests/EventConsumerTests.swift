@@ -220,3 +220,104 @@ struct EventConsumerTests {
         try await producer.close()
     }
 }
+
+@Suite("The pipeline through rebalances and commit failures", .serialized)
+struct EventConsumerRebalanceTests {
+    typealias Support = KafkaTestSupport
+    typealias Pipeline = PipelineTestSupport
+
+    @Test("Rebalance while handlers are slow: no partition is handled by two members at once, and the new owner starts where the old one stopped")
+    func rebalanceWhileSlow() async throws {
+        let total = 4_000
+        let cluster = try Support.cluster(topics: ["slow": 4])
+        let producer = try Support.producer(cluster)
+        try await Support.produceAll(producer, (0..<total).map {
+            ProducerRecord(topic: "slow", partition: Int32($0 % 4), value: Pipeline.envelope(id: "s\($0)", data: #"{"key":"k","seq":\#($0)}"#))
+        })
+        struct Tracking { var busy: [Int32: String] = [:]; var overlaps = 0; var calls: [String: Int] = [:]; var lastOffset: [Int32: Int64] = [:]; var orderViolations = 0 }
+        let tracking = Mutex(Tracking())
+        func router(_ member: String) -> EventRouter<InMemoryDedupeStore.Transaction> {
+            var router = EventRouter<InMemoryDedupeStore.Transaction>()
+            router.on("orders.item_added", as: Pipeline.Item.self, handler: "slow") { event, context in
+                let partition = context.record.partition
+                tracking.withLock { tracking in
+                    if let other = tracking.busy[partition], other != member { tracking.overlaps += 1 }
+                    tracking.busy[partition] = member
+                    if let last = tracking.lastOffset[partition], context.record.offset.rawValue != last + 1 { tracking.orderViolations += 1 }
+                }
+                try await Task.sleep(for: .milliseconds(2))
+                tracking.withLock { tracking in
+                    tracking.busy[partition] = nil
+                    tracking.calls[event.eventID, default: 0] += 1
+                    tracking.lastOffset[partition] = context.record.offset.rawValue
+                }
+            }
+            return router
+        }
+        // One store for the group, as with a shared database: the new owner resumes from it.
+        let store = InMemoryDedupeStore()
+        let a = Pipeline.Running(try Pipeline.consumer(cluster: cluster, group: "slow", topics: ["slow"], store: store, router: router("a"), deadLetterProducer: producer))
+        try await Support.eventually("a to handle some") { tracking.withLock { $0.calls.count } >= 300 }
+        let b = Pipeline.Running(try Pipeline.consumer(cluster: cluster, group: "slow", topics: ["slow"], store: store, router: router("b"), deadLetterProducer: producer))
+        try await Support.eventually("more handled after b joined", timeout: .seconds(60)) { tracking.withLock { $0.calls.count } >= 1_500 }
+        try await a.stop()
+        try await Support.eventually("every event handled", timeout: .seconds(120)) { tracking.withLock { $0.calls.count } >= total }
+        try await b.stop()
+        let result = tracking.withLock { $0 }
+        #expect(result.overlaps == 0, "a partition was handled by two members at the same time")
+        #expect(result.orderViolations == 0, "each new owner continued exactly after the last handled offset")
+        #expect(result.calls.values.allSatisfy { $0 == 1 }, "no handler ran twice for an event")
+        try await producer.close()
+    }
+
+    @Test("Commit failures are retried until the commit lands")
+    func commitFailuresRetried() async throws {
+        let cluster = try Support.cluster(topics: ["commits": 1])
+        let producer = try Support.producer(cluster)
+        try await Support.produceAll(producer, (0..<50).map {
+            ProducerRecord(topic: "commits", value: Pipeline.envelope(id: "c\($0)", data: #"{"key":"k","seq":\#($0)}"#))
+        })
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_added", as: Pipeline.Item.self, handler: "noop") { _, _ in }
+        cluster.injectErrors(Array(repeating: .requestTimedOut, count: 8), into: .offsetCommit)
+        let running = Pipeline.Running(try Pipeline.consumer(
+            cluster: cluster, group: "commits", topics: ["commits"], store: InMemoryDedupeStore(), router: router, deadLetterProducer: producer))
+        let reader = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "commits"), logger: Support.logger)
+        let partition = TopicPartition(topic: "commits", partition: 0)
+        try await Support.eventually("the commit to land despite the failures", timeout: .seconds(60)) {
+            try await reader.committedOffsets(for: [partition])[partition] == Offset(50)
+        }
+        try await running.stop()
+        try await reader.close()
+        try await producer.close()
+    }
+
+    @Test("Unknown event types are dead-lettered by default, or skipped and counted when the policy says so")
+    func unknownEventTypes() async throws {
+        let cluster = try Support.cluster(topics: ["mixed": 1, "mixed.DLT": 1])
+        let producer = try Support.producer(cluster)
+        try await Support.produceAll(producer, [
+            ProducerRecord(topic: "mixed", value: Pipeline.envelope(id: "u1", type: "orders.item_removed", data: "{}")),
+            ProducerRecord(topic: "mixed", value: Pipeline.envelope(id: "k1", data: #"{"key":"k","seq":1}"#)),
+        ])
+        let handled = Mutex(0)
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_added", as: Pipeline.Item.self, handler: "count") { _, _ in handled.withLock { $0 += 1 } }
+        let skipping = Pipeline.Running(try Pipeline.consumer(
+            cluster: cluster, group: "skip", topics: ["mixed"], store: InMemoryDedupeStore(), router: router,
+            deadLetterProducer: producer) { $0.pipeline.unknownEventTypes = .skip })
+        try await Support.eventually("the known event handled") { handled.withLock { $0 } == 1 }
+        try await skipping.stop()
+        let dlt = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: nil), logger: Support.logger)
+        #expect(try await dlt.watermarks(for: TopicPartition(topic: "mixed.DLT", partition: 0)).high == 0, "skipped, not dead-lettered")
+
+        let lettering = Pipeline.Running(try Pipeline.consumer(
+            cluster: cluster, group: "letter", topics: ["mixed"], store: InMemoryDedupeStore(), router: router, deadLetterProducer: producer))
+        try await dlt.assign([TopicPartition(topic: "mixed.DLT", partition: 0): .beginning])
+        let letters = try await Support.collect(from: dlt) { !$0.isEmpty }
+        #expect(letters.first?.header(DeadLetterHeader.errorCode) == Array("EVENT_TYPE_UNKNOWN".utf8))
+        try await lettering.stop()
+        try await dlt.close()
+        try await producer.close()
+    }
+}

@@ -138,9 +138,18 @@ final class Ledger: Sendable {
 struct KafkaGroupTests {
     typealias Support = KafkaTestSupport
 
+    /// Cooperative-sticky runs where librdkafka has the fix for its assignor-state abort (2.3.0,
+    /// librdkafka issue 4312), or when asked for with SLUICE_TEST_COOPERATIVE=1; eager always.
+    static var strategies: [KafkaConsumerConfiguration.AssignmentStrategy] {
+        let parts = KafkaLibrary.version.split(separator: ".").compactMap { Int($0) }
+        let fixed = parts.count >= 2 && (parts[0], parts[1]) >= (2, 3)
+        let asked = ProcessInfo.processInfo.environment["SLUICE_TEST_COOPERATIVE"] == "1"
+        return fixed || asked ? [.range, .roundRobin, .cooperativeSticky] : [.range, .roundRobin]
+    }
+
     @Test(
         "Two consumers split the partitions; when one closes the other takes all and resumes from the commits, with no gap and no repeat",
-        arguments: [KafkaConsumerConfiguration.AssignmentStrategy.cooperativeSticky, .range])
+        arguments: KafkaGroupTests.strategies)
     func takeover(strategy: KafkaConsumerConfiguration.AssignmentStrategy) async throws {
         let topic = "takeover-\(strategy.rawValue)"
         let cluster = try Support.cluster(topics: [topic: 6])

@@ -32,8 +32,13 @@ public struct KafkaConsumerConfiguration: Sendable, CustomStringConvertible {
     public var clientID: String = "sluice"
     /// Where to start without a committed offset. Default: ``AutoOffsetReset/earliest``.
     public var autoOffsetReset: AutoOffsetReset = .earliest
-    /// The partition assignment strategy. Default: ``AssignmentStrategy/cooperativeSticky``.
-    public var assignmentStrategy: AssignmentStrategy = .cooperativeSticky
+    /// The partition assignment strategy. Default: ``AssignmentStrategy/range``.
+    ///
+    /// - Important: ``AssignmentStrategy/cooperativeSticky`` is supported, but librdkafka before
+    ///   2.3.0 (Debian bookworm ships 2.0.2) can abort the process when a cooperative-sticky member
+    ///   is reset or destroyed before its first assignment (librdkafka issue 4312). Choose it only
+    ///   with a newer librdkafka.
+    public var assignmentStrategy: AssignmentStrategy = .range
     /// How long the group waits for a heartbeat before evicting the member. Default: 45 s.
     public var sessionTimeout: Duration = .seconds(45)
     /// The longest gap allowed between polls before the member leaves the group. Default: 300 s.
