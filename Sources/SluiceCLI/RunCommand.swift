@@ -38,6 +38,12 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds to drain on SIGTERM before stopping.")
     var shutdownTimeout: Int = 30
 
+    @Option(name: .customLong("lane-capacity"), help: "Records one partition's lane may hold before the partition is paused.")
+    var laneCapacity: Int = 1_000
+
+    @Option(name: .customLong("buffered-records"), help: "Records fetched but not yet dispatched, above which fetching pauses.")
+    var bufferedRecords: Int = 20_000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -48,6 +54,7 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         for property in properties where !property.contains("=") {
             throw ValidationError("--property takes NAME=VALUE, got '\(property)'")
         }
+        guard laneCapacity >= 1, bufferedRecords >= 1 else { throw ValidationError("--lane-capacity and --buffered-records must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
@@ -70,8 +77,11 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
                 producer.properties[parts[0]] = parts[1]
             }
         }
+        consumer.maxBufferedRecords = bufferedRecords
         var configuration = EventConsumer<Definition.Store>.Configuration(consumer: consumer, topics: topics)
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        configuration.dispatcher.laneCapacity = laneCapacity
+        configuration.dispatcher.resumeBelow = max(1, laneCapacity / 4)
         if let deadLetterTopic {
             for topic in topics { configuration.pipeline.deadLetters.topics[topic] = deadLetterTopic }
         }

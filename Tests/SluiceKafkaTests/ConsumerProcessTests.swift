@@ -24,16 +24,19 @@ struct ConsumerProcessTests {
             _ = FileManager.default.createFile(atPath: ledger.path, contents: nil)
         }
 
-        func start(_ cluster: EmbeddedKafkaCluster, topic: String, group: String, delayMicroseconds: Int = 0) throws -> Process {
+        func start(
+            _ cluster: EmbeddedKafkaCluster, topic: String, group: String, delayMicroseconds: Int = 0,
+            database: String = "memory", extra: [String] = []
+        ) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
                 .appendingPathComponent("sluice-test-consumer")
             process.arguments = [
                 "run", "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", group,
-                "--database", "memory", "--schemas", directory.appendingPathComponent("EventSchemas").path,
+                "--database", database, "--schemas", directory.appendingPathComponent("EventSchemas").path,
                 "--shutdown-timeout", "10", "--log-level", "error",
                 "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300",
-            ]
+            ] + extra
             var environment = ProcessInfo.processInfo.environment
             environment["SLUICE_TEST_LEDGER"] = ledger.path
             environment["SLUICE_TEST_HANDLER_DELAY_US"] = String(delayMicroseconds)
@@ -103,5 +106,53 @@ struct ConsumerProcessTests {
         second.waitUntilExit()
         let handled = try fixture.handled()
         #expect(handled.count == total, "handled twice across the restart: \(handled.count - Set(handled).count)")
+    }
+
+    @Test("Backpressure: a backlog of 1,000,000 records behind a slow handler keeps the consumer's resident memory bounded")
+    func backpressure() async throws {
+        let total = 1_000_000
+        // Wide, because the embedded broker keeps only about 5 MB per partition.
+        let cluster = try Support.cluster(topics: ["backlog": 96])
+        let producer = try Support.producer(cluster)
+        let padding = String(repeating: "p", count: 120)
+        var produced = 0
+        var bytes = 0
+        while produced < total {
+            let chunk = (produced..<min(produced + 50_000, total)).map { index in
+                ProducerRecord(topic: "backlog", partition: Int32(index % 96),
+                               value: Pipeline.envelope(id: "b\(index)", data: #"{"key":"\#(padding)","seq":\#(index)}"#))
+            }
+            bytes += chunk.reduce(0) { $0 + ($1.value?.count ?? 0) }
+            try await Support.produceAll(producer, chunk)
+            produced += chunk.count
+        }
+        try await producer.close()
+
+        let fixture = try Fixture()
+        let process = try fixture.start(
+            cluster, topic: "backlog", group: "backlog", delayMicroseconds: 5_000, database: "memory-forgetful",
+            extra: ["--lane-capacity", "200", "--buffered-records", "5000",
+                    "-X", "queued.max.messages.kbytes=8192", "-X", "fetch.max.bytes=4194304"])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func residentKilobytes(_ field: String) throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix(field + ":") })
+            return try #require(Int(line.split(separator: " ").dropFirst().first ?? ""))
+        }
+        try await Support.eventually("the consumer to work through its backlog", timeout: .seconds(120)) {
+            try fixture.handled().count >= 20_000
+        }
+        let early = try residentKilobytes("VmRSS")
+        let handledEarly = try fixture.handled().count
+        try await Task.sleep(for: .seconds(15))
+        let late = try residentKilobytes("VmRSS")
+        let peak = try residentKilobytes("VmHWM")
+        let handled = try fixture.handled().count
+        print("backpressure: \(total) records (\(bytes / 1_048_576) MiB) waiting; RSS \(early / 1_024) MiB after \(handledEarly) handled, \(late / 1_024) MiB after \(handled); peak \(peak / 1_024) MiB")
+        #expect(handled < total / 2, "the handler is slow enough to leave a backlog")
+        #expect(peak < 160 * 1_024, "resident memory stays far below the backlog's size")
+        #expect(late < early + 32 * 1_024, "and does not grow as the backlog is worked through")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }

@@ -28,8 +28,22 @@ enum TestConsumer: ConsumerServiceDefinition {
     }
 
     static func openStore(database: String, logger: Logger) async throws -> InMemoryDedupeStore {
-        guard database == "memory" else { throw ValidationError("the test consumer only has the in-memory store: --database memory") }
-        return InMemoryDedupeStore()
+        switch database {
+        case "memory":
+            return InMemoryDedupeStore()
+        case "memory-forgetful":
+            // Remembers no processed events, so a memory measurement sees only the pipeline.
+            let store = InMemoryDedupeStore()
+            Task {
+                while true {
+                    try await Task.sleep(for: .milliseconds(200))
+                    _ = try await store.pruneProcessedEvents(olderThan: .distantFuture)
+                }
+            }
+            return store
+        default:
+            throw ValidationError("the test consumer has only in-memory stores: --database memory | memory-forgetful")
+        }
     }
 }
 
