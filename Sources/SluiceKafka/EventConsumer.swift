@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -47,6 +48,8 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     private let store: Store
     private let logger: Logger
     private let committing = Mutex<(inFlight: Bool, revoking: Int)>((false, 0))
+    private let metricsFactory: any MetricsFactory
+    private let lagGauges = Mutex<[TopicPartition: Gauge]>([:])
 
     /// Creates the service (and its Kafka consumer; nothing is fetched before ``run()``).
     ///
@@ -60,7 +63,8 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         router: EventRouter<Store.Transaction>,
         store: Store,
         deadLetterSink: any DeadLetterSink,
-        logger: Logger
+        logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws(KafkaError) {
         guard let group = configuration.consumer.groupID, !group.isEmpty else {
             throw KafkaError(code: "_INVALID_ARG", number: -186, message: "an EventConsumer needs a consumer group")
@@ -70,11 +74,12 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        self.metricsFactory = metricsFactory
         let watermarks = OffsetWatermarks()
         self.watermarks = watermarks
         let pipeline = EventPipeline(
             configuration: configuration.pipeline, decoder: decoder, upcasters: upcasters, router: router,
-            store: store, deadLetterSink: deadLetterSink, logger: logger)
+            store: store, deadLetterSink: deadLetterSink, logger: logger, metricsFactory: metricsFactory)
         self.pipeline = pipeline
         let bridge = RebalanceBridge()
         self.consumer = try KafkaConsumer(configuration: configuration.consumer, rebalanceListener: bridge, logger: logger)
@@ -117,6 +122,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         while !Task.isCancelled {
             try await Task.sleep(for: configuration.commitInterval)
             await commitNow(reason: "interval")
+            recordLag()
         }
     }
 
@@ -138,6 +144,25 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         } catch {
             // Not lost: the watermarks stay uncommitted and the next tick commits them.
             logger.warning("commit failed; will retry", metadata: ["error": "\(error)", "commit.reason": "\(reason)"])
+        }
+    }
+
+    /// `sluice.partition.lag`: records between the partition's high watermark (as last fetched)
+    /// and the next record without an outcome.
+    private func recordLag() {
+        for partition in dispatcher.assignedPartitions {
+            guard let high = consumer.cachedWatermarks(for: partition)?.high, let position = watermarks.position(of: partition) else {
+                continue
+            }
+            let gauge = lagGauges.withLock { gauges in
+                if let gauge = gauges[partition] { return gauge }
+                let gauge = Gauge(
+                    label: "sluice.partition.lag",
+                    dimensions: [("topic", partition.topic), ("partition", String(partition.partition))], factory: metricsFactory)
+                gauges[partition] = gauge
+                return gauge
+            }
+            gauge.record(max(0, high.rawValue - position.rawValue))
         }
     }
 

@@ -137,6 +137,12 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// The partition's watermarks as the last fetch response reported them, without a request to
+    /// the broker (cheap enough for a lag gauge); `nil` before the partition was first fetched.
+    public func cachedWatermarks(for partition: TopicPartition) -> (low: Offset, high: Offset)? {
+        engine.client.cachedWatermarks(partition)
+    }
+
     /// For each partition, the earliest offset whose timestamp is at or after the given time
     /// (milliseconds since the epoch); ``Offset/end`` when no record is that recent.
     ///

@@ -1,5 +1,7 @@
 import Foundation
+import InMemoryLogging
 import Logging
+import MetricsTestKit
 import ServiceLifecycle
 import Sluice
 import SluiceKafka
@@ -318,6 +320,59 @@ struct EventConsumerRebalanceTests {
         #expect(letters.first?.header(DeadLetterHeader.errorCode) == Array("EVENT_TYPE_UNKNOWN".utf8))
         try await lettering.stop()
         try await dlt.close()
+        try await producer.close()
+    }
+
+    @Test("Metrics count consumed, handled, duplicate, dead-lettered (by code) and retried records; logs carry the record's metadata")
+    func metricsAndLogMetadata() async throws {
+        let cluster = try Support.cluster(topics: ["observed": 1, "observed.DLT": 1])
+        let producer = try Support.producer(cluster)
+        let good = Pipeline.envelope(id: "o1", data: #"{"key":"k","seq":1}"#)
+        try await Support.produceAll(producer, [
+            ProducerRecord(topic: "observed", value: good),
+            ProducerRecord(topic: "observed", value: good),  // the same event again: a duplicate
+            ProducerRecord(topic: "observed", value: Pipeline.envelope(id: "bad id", data: #"{"key":"k","seq":2}"#)),
+            ProducerRecord(topic: "observed", value: Pipeline.envelope(id: "o2", data: #"{"key":"k","seq":3,"fail":"twice"}"#)),
+        ])
+        let metrics = TestMetrics()
+        let logs = InMemoryLogHandler()
+        var logger = Logger(label: "observed") { _ in logs }
+        logger.logLevel = .debug
+        let attempts = Mutex(0)
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_added", as: Pipeline.Item.self, handler: "observed") { event, context in
+            if event.payload.fail == "twice" {
+                let attempt = attempts.withLock { $0 += 1; return $0 }
+                if attempt <= 2 { throw CocoaError(.fileLocking) }
+            }
+            context.logger.info("handled")
+        }
+        let running = Pipeline.Running(try Pipeline.consumer(
+            cluster: cluster, group: "observed", topics: ["observed"], store: InMemoryDedupeStore(), router: router,
+            deadLetterProducer: producer, logger: logger, metricsFactory: metrics))
+        try await Support.eventually("all four records to have outcomes") {
+            metrics.counterTotal(label: "sluice.records.handled") + metrics.counterTotal(label: "sluice.records.duplicates")
+                + metrics.counterTotal(label: "sluice.records.dead_lettered") >= 4
+        }
+        try await Task.sleep(for: .milliseconds(1_500))  // one more commit interval, so the lag gauge is written
+        try await running.stop()
+
+        let topic = [("topic", "observed")]
+        #expect(metrics.counterTotal(label: "sluice.records.consumed", dimensions: topic) == 4)
+        #expect(metrics.counterTotal(label: "sluice.records.handled", dimensions: topic) == 2)
+        #expect(metrics.counterTotal(label: "sluice.records.duplicates", dimensions: topic) == 1)
+        #expect(metrics.counterTotal(label: "sluice.records.dead_lettered", dimensions: topic + [("code", "EVENT_ID_INVALID")]) == 1)
+        #expect(metrics.counterTotal(label: "sluice.handler.retries") == 2)
+        #expect(try metrics.expectTimer("sluice.handler.duration", [("handler", "observed")]).values.count == 2)
+        #expect(try metrics.expectGauge("sluice.partition.lag", [("topic", "observed"), ("partition", "0")]).lastValue == 0)
+
+        let handled = try #require(logs.entries.first { "\($0.message)" == "handled" })
+        for key in ["kafka.topic", "kafka.partition", "kafka.offset", "event.id", "event.type", "correlation.id", "causation.id", "sluice.handler"] {
+            #expect(handled.metadata[key] != nil, "handler log lacks \(key)")
+        }
+        let rejected = try #require(logs.entries.first { "\($0.message)" == "record rejected" })
+        #expect(rejected.metadata["kafka.offset"] == "2")
+        #expect(rejected.metadata["error.code"] == "EVENT_ID_INVALID")
         try await producer.close()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Sluice
 import SluiceKafka
 import Synchronization
@@ -52,6 +53,7 @@ enum PipelineTestSupport {
     static func consumer<Store: DedupeStore>(
         cluster: EmbeddedKafkaCluster, group: String, topics: [String], store: Store,
         router: EventRouter<Store.Transaction>, deadLetterProducer: KafkaProducer,
+        logger: Logger = KafkaTestSupport.logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
         configure: (inout EventConsumer<Store>.Configuration) -> Void = { _ in }
     ) throws -> EventConsumer<Store> {
         var configuration = EventConsumer<Store>.Configuration(
@@ -65,6 +67,6 @@ enum PipelineTestSupport {
             configuration: configuration,
             decoder: EnvelopeDecoder(registry: registry, limits: EnvelopeLimits(maxValueBytes: 64 << 10)),
             upcasters: try UpcasterChain(registry: registry), router: router, store: store,
-            deadLetterSink: KafkaDeadLetterSink(producer: deadLetterProducer), logger: KafkaTestSupport.logger)
+            deadLetterSink: KafkaDeadLetterSink(producer: deadLetterProducer), logger: logger, metricsFactory: metricsFactory)
     }
 }

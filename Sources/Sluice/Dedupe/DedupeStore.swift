@@ -31,7 +31,7 @@ public protocol DedupeStore: Sendable {
 }
 
 /// One open transaction of a ``DedupeStore``.
-public protocol DedupeTransaction {
+public protocol DedupeTransaction: SendableMetatype {
     /// The record of `eventID` having been processed by `handler` in `group`, if there is one.
     func processedEvent(group: String, handler: String, eventID: String) async throws -> ProcessedEvent?
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -65,6 +66,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         store: Store,
         deadLetterSink: any DeadLetterSink,
         logger: Logger,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
         clock: @escaping @Sendable () -> Date = { Date() },
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
@@ -75,7 +77,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         self.store = store
         self.deadLetterSink = deadLetterSink
         self.logger = logger
-        self.metrics = PipelineMetrics()
+        self.metrics = PipelineMetrics(factory: metricsFactory)
         self.clock = clock
         self.random = random
     }

@@ -9,6 +9,12 @@ import Synchronization
 /// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic). All
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
+    private let factory: any MetricsFactory
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
     private struct Key: Hashable {
         var label: String
         var dimensions: [String]
@@ -22,7 +28,7 @@ final class PipelineMetrics: Sendable {
         let key = Key(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
         return counters.withLock { counters in
             if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions)
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
             counters[key] = counter
             return counter
         }
@@ -48,7 +54,7 @@ final class PipelineMetrics: Sendable {
         let key = Key(label: "sluice.handler.duration", dimensions: ["handler", handler])
         let timer = timers.withLock { timers in
             if let timer = timers[key] { return timer }
-            let timer = Timer(label: key.label, dimensions: [("handler", handler)])
+            let timer = Timer(label: key.label, dimensions: [("handler", handler)], factory: factory)
             timers[key] = timer
             return timer
         }
@@ -60,7 +66,7 @@ final class PipelineMetrics: Sendable {
         let key = Key(label: "sluice.partition.halted", dimensions: dimensions.flatMap { [$0.0, $0.1] })
         let gauge = gauges.withLock { gauges in
             if let gauge = gauges[key] { return gauge }
-            let gauge = Gauge(label: key.label, dimensions: dimensions)
+            let gauge = Gauge(label: key.label, dimensions: dimensions, factory: factory)
             gauges[key] = gauge
             return gauge
         }

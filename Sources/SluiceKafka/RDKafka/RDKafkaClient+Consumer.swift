@@ -218,6 +218,16 @@ extension RDKafkaClient {
         return (Offset(low), Offset(high))
     }
 
+    /// The watermarks the last fetch response reported, without asking the broker; `nil` before
+    /// the first fetch of the partition.
+    func cachedWatermarks(_ partition: TopicPartition) -> (low: Offset, high: Offset)? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let code = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return (Offset(low), Offset(high))
+    }
+
     /// For each partition the earliest offset whose timestamp is ≥ the given one (``Offset/end``
     /// when there is none).
     ///
