@@ -6,6 +6,8 @@ import Sluice
 /// the rebalance, so the layer above can finish in-flight work and commit before a partition is
 /// given up, and can choose where an assigned partition starts.
 ///
+/// - Important: The consumer holds its listener strongly. A listener that needs the consumer (to
+///   commit) must hold it weakly, or neither is ever freed and the librdkafka handle leaks.
 /// - Important: While a callback runs, the consumer still executes ``KafkaConsumer/pause(_:)``,
 ///   ``KafkaConsumer/resume(_:)``, ``KafkaConsumer/seek(_:)`` and commits, but delivers no records.
 ///   A callback that takes longer than `max.poll.interval.ms` makes the member leave the group.

@@ -28,15 +28,18 @@ final class GroupMember: KafkaRebalanceListener {
     let name: String
     let ledger: Ledger
     let state = Mutex(State())
-    private let consumerBox = Mutex<KafkaConsumer?>(nil)
+    /// Weak: the consumer holds its listener strongly, so a strong reference back would keep both
+    /// (and the librdkafka handle) alive forever.
+    private struct WeakConsumer { weak var consumer: KafkaConsumer? }
+    private let consumerBox = Mutex(WeakConsumer())
 
     init(name: String, ledger: Ledger) {
         self.name = name
         self.ledger = ledger
     }
 
-    func attach(_ consumer: KafkaConsumer) { consumerBox.withLock { $0 = consumer } }
-    var consumer: KafkaConsumer? { consumerBox.withLock { $0 } }
+    func attach(_ consumer: KafkaConsumer) { consumerBox.withLock { $0.consumer = consumer } }
+    var consumer: KafkaConsumer? { consumerBox.withLock { $0.consumer } }
     var owned: Set<TopicPartition> { state.withLock { $0.owned } }
 
     func partitionsAssigned(_ partitions: [TopicPartition]) async -> [TopicPartition: Offset] {
