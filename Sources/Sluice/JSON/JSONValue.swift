@@ -1,8 +1,10 @@
 /// A parsed JSON document.
 ///
 /// The envelope decoder, the schema validator and the schema registry all work on this one
-/// representation, so a value is parsed once per record.
-public enum JSONValue: Sendable, Equatable {
+/// representation, so a value is parsed once per record. Equality is JSON Schema's equality:
+/// numbers compare by mathematical value (`1 == 1.0`), objects ignore member order, arrays
+/// compare element by element.
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(JSONNumber)
@@ -11,46 +13,31 @@ public enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
 }
 
-/// A JSON number, kept exact enough for JSON Schema (`multipleOf`, integer checks, big integers).
-public struct JSONNumber: Sendable, Equatable {
-    /// The number as a `Double` (may round for very large or very precise literals).
-    public var doubleValue: Double
-    /// The exact value when the number is an integer that fits in `Int64` (`1.0` counts as one).
-    public var int64Value: Int64?
-
-    public init(_ value: Int64) {
-        self.doubleValue = Double(value)
-        self.int64Value = value
-    }
-
-    public init(_ value: Double) {
-        self.doubleValue = value
-        if value.rounded() == value, let exact = Int64(exactly: value) {
-            self.int64Value = exact
-        } else {
-            self.int64Value = nil
+extension JSONValue {
+    /// JSON equality: strings compare code point by code point (not by Unicode canonical
+    /// equivalence, as Swift's `String ==` does), numbers by value, objects regardless of order.
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.number(let a), .number(let b)): a == b
+        case (.string(let a), .string(let b)): a.utf8.elementsEqual(b.utf8)
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)): a == b
+        default: false
         }
     }
-}
 
-/// A JSON object: its members in document order.
-public struct JSONObject: Sendable, Equatable {
-    /// The members in the order they appeared.
-    public var members: [(key: String, value: JSONValue)]
-
-    public init(_ members: [(key: String, value: JSONValue)] = []) {
-        self.members = members
-    }
-
-    /// The value of the member named `key` (the last one, when a name repeats).
-    public subscript(key: String) -> JSONValue? {
-        for member in members.reversed() where member.key == key { return member.value }
-        return nil
-    }
-
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        guard lhs.members.count == rhs.members.count else { return false }
-        for member in lhs.members where rhs[member.key] != member.value { return false }
-        return true
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let value): hasher.combine(value)
+        case .number(let number): hasher.combine(number)
+        case .string(let text):
+            hasher.combine(3)
+            for byte in text.utf8 { hasher.combine(byte) }
+        case .array(let elements): hasher.combine(elements)
+        case .object(let object): hasher.combine(object)
+        }
     }
 }

@@ -1,0 +1,72 @@
+/// A JSON object: its members in document order, each name once.
+///
+/// When a document repeats a member name, ``JSONParser`` keeps one member: at the position
+/// where the name first appeared, with the value it had last ("last wins", as in ECMAScript's
+/// `JSON.parse`). So ``members`` never holds two members with the same name, and counting
+/// keywords such as `minProperties` see what a reader of the object sees.
+public struct JSONObject: Sendable, Hashable {
+    /// The members in the order they appeared.
+    public var members: [(key: String, value: JSONValue)]
+
+    /// Creates an object from members; when a name repeats, the last value wins.
+    ///
+    /// The position of the first occurrence is kept, so `{"a":1,"b":2,"a":3}` reads as
+    /// `{"a":3,"b":2}`.
+    public init(_ members: [(key: String, value: JSONValue)] = []) {
+        self.members = members
+        removeDuplicateNames()
+    }
+
+    /// Wraps members that the caller already knows to have distinct names.
+    init(uniqueMembers: [(key: String, value: JSONValue)]) {
+        self.members = uniqueMembers
+    }
+
+    /// The number of members.
+    public var count: Int { members.count }
+
+    /// The value of the member named `key`, or `nil` when there is none.
+    public subscript(key: String) -> JSONValue? {
+        // Envelopes and payloads have a handful of members: a linear scan beats hashing.
+        for member in members where member.key == key { return member.value }
+        return nil
+    }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.members.count == rhs.members.count else { return false }
+        for member in lhs.members where rhs[member.key] != member.value { return false }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        // Member order must not change the hash, because it does not change equality.
+        var combined = 0
+        for member in members {
+            var memberHasher = Hasher()
+            memberHasher.combine(member.key)
+            memberHasher.combine(member.value)
+            combined ^= memberHasher.finalize()
+        }
+        hasher.combine(members.count)
+        hasher.combine(combined)
+    }
+
+    /// Folds repeated names into their first position with their last value.
+    mutating func removeDuplicateNames() {
+        guard members.count > 1 else { return }
+        var firstIndex: [String: Int] = [:]
+        firstIndex.reserveCapacity(members.count)
+        var unique: [(key: String, value: JSONValue)] = []
+        var sawDuplicate = false
+        for member in members {
+            if let index = firstIndex[member.key] {
+                unique[index].value = member.value
+                sawDuplicate = true
+            } else {
+                firstIndex[member.key] = unique.count
+                unique.append(member)
+            }
+        }
+        if sawDuplicate { members = unique }
+    }
+}

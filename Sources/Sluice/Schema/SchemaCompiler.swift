@@ -1,0 +1,276 @@
+/// Turns a schema document into ``SchemaNode``s, refusing what the validator does not implement.
+struct SchemaCompiler {
+    static let annotations: Set<String> = [
+        "$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated",
+        "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "format", "$defs",
+    ]
+    static let assertions: Set<String> = [
+        "type", "enum", "const", "properties", "required", "additionalProperties", "patternProperties",
+        "items", "prefixItems", "contains", "minContains", "maxContains", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern",
+        "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "dependentRequired",
+        "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref",
+    ]
+
+    let document: JSONValue
+    let source: String
+    var nodes: [SchemaNode] = []
+    var nodeByPointer: [String: Int] = [:]
+    var pendingRefs: [(node: Int, ref: String, path: String)] = []
+
+    init(document: JSONValue, source: String) {
+        self.document = document
+        self.source = source
+    }
+
+    mutating func compile() throws(SluiceError) -> [SchemaNode] {
+        _ = try compileNode(document, pointer: "")
+        while let pending = pendingRefs.popLast() {
+            nodes[pending.node].ref = try resolve(pending.ref, at: pending.path)
+        }
+        return nodes
+    }
+
+    private func invalid(_ message: String, at path: String) -> SluiceError {
+        SluiceError(code: .schemaInvalid, message: "\(source): \(message)", path: path)
+    }
+
+    private func unsupported(_ message: String, at path: String) -> SluiceError {
+        SluiceError(code: .schemaKeywordUnsupported, message: "\(source): \(message)", path: path)
+    }
+
+    private mutating func resolve(_ ref: String, at path: String) throws(SluiceError) -> Int {
+        guard ref.hasPrefix("#") else {
+            throw unsupported("$ref \"\(ref)\" points outside this document; only refs within the document (\"#…\") are supported", at: path)
+        }
+        let fragment = String(ref.dropFirst()).removingPercentEncodingForPointer()
+        guard fragment.isEmpty || fragment.hasPrefix("/") else {
+            throw unsupported("$ref \"\(ref)\" names an anchor; only JSON-pointer refs are supported", at: path)
+        }
+        if let known = nodeByPointer[fragment] { return known }
+        guard let target = document.resolve(pointer: fragment) else {
+            throw invalid("$ref \"\(ref)\" resolves to nothing in the document", at: path)
+        }
+        return try compileNode(target, pointer: fragment)
+    }
+
+    private mutating func compileNode(_ schema: JSONValue, pointer: String) throws(SluiceError) -> Int {
+        if let known = nodeByPointer[pointer] { return known }
+        let index = nodes.count
+        nodes.append(SchemaNode(path: pointer))
+        nodeByPointer[pointer] = index
+        switch schema {
+        case .bool(let value):
+            nodes[index].alwaysValid = value
+            return index
+        case .object(let object):
+            var node = SchemaNode(path: pointer)
+            for (keyword, value) in object.members {
+                let path = pointer + "/" + JSONPointer.escape(keyword)
+                guard Self.assertions.contains(keyword) || Self.annotations.contains(keyword) else {
+                    throw unsupported("keyword \"\(keyword)\" is not supported by Sluice's validator", at: path)
+                }
+                try compileKeyword(keyword, value, path: path, into: &node, nodeIndex: index)
+            }
+            nodes[index] = node
+            return index
+        default:
+            throw invalid("a schema must be an object or a boolean", at: pointer)
+        }
+    }
+
+    private mutating func subschema(_ value: JSONValue, _ path: String) throws(SluiceError) -> Int {
+        try compileNode(value, pointer: path)
+    }
+
+    private mutating func subschemas(_ value: JSONValue, _ path: String, keyword: String) throws(SluiceError) -> [Int] {
+        guard case .array(let elements) = value, !elements.isEmpty else {
+            throw invalid("\(keyword) must be a non-empty array of schemas", at: path)
+        }
+        var result: [Int] = []
+        for (offset, element) in elements.enumerated() { result.append(try subschema(element, path + "/\(offset)")) }
+        return result
+    }
+
+    private func count(_ value: JSONValue, _ keyword: String, _ path: String) throws(SluiceError) -> Int {
+        guard case .number(let number) = value, number.isInteger, number.doubleValue >= 0 else {
+            throw invalid("\(keyword) must be a non-negative integer", at: path)
+        }
+        return number.int64Value.map { Int($0) } ?? Int.max
+    }
+
+    private func number(_ value: JSONValue, _ keyword: String, _ path: String) throws(SluiceError) -> JSONNumber {
+        guard case .number(let number) = value else { throw invalid("\(keyword) must be a number", at: path) }
+        return number
+    }
+
+    private func strings(_ value: JSONValue, _ keyword: String, _ path: String) throws(SluiceError) -> [String] {
+        guard case .array(let elements) = value else { throw invalid("\(keyword) must be an array of strings", at: path) }
+        var result: [String] = []
+        for element in elements {
+            guard case .string(let text) = element else { throw invalid("\(keyword) must be an array of strings", at: path) }
+            result.append(text)
+        }
+        return result
+    }
+
+    private mutating func compileKeyword(
+        _ keyword: String, _ value: JSONValue, path: String, into node: inout SchemaNode, nodeIndex: Int
+    ) throws(SluiceError) {
+        switch keyword {
+        case "type":
+            let names: [String]
+            switch value {
+            case .string(let name): names = [name]
+            case .array: names = try strings(value, keyword, path)
+            default: throw invalid("type must be a string or an array of strings", at: path)
+            }
+            var types: [SchemaNode.TypeName] = []
+            for name in names {
+                guard let type = SchemaNode.TypeName(rawValue: name) else { throw invalid("unknown type \"\(name)\"", at: path) }
+                types.append(type)
+            }
+            node.types = types
+        case "enum":
+            guard case .array(let values) = value else { throw invalid("enum must be an array", at: path) }
+            node.enumValues = values
+        case "const":
+            node.constValue = value
+        case "properties":
+            guard case .object(let object) = value else { throw invalid("properties must be an object", at: path) }
+            for (name, schema) in object.members {
+                node.properties.append((name, try subschema(schema, path + "/" + JSONPointer.escape(name))))
+            }
+        case "patternProperties":
+            guard case .object(let object) = value else { throw invalid("patternProperties must be an object", at: path) }
+            for (pattern, schema) in object.members {
+                let compiled: SchemaPattern
+                do {
+                    compiled = try SchemaPattern(pattern)
+                } catch {
+                    throw invalid("patternProperties key \"\(pattern)\" is not a valid regular expression: \(error)", at: path)
+                }
+                node.patternProperties.append((compiled, try subschema(schema, path + "/" + JSONPointer.escape(pattern))))
+            }
+        case "additionalProperties": node.additionalProperties = try subschema(value, path)
+        case "required": node.required = try strings(value, keyword, path)
+        case "dependentRequired":
+            guard case .object(let object) = value else { throw invalid("dependentRequired must be an object", at: path) }
+            for (name, list) in object.members {
+                node.dependentRequired.append((name, try strings(list, keyword, path + "/" + JSONPointer.escape(name))))
+            }
+        case "minProperties": node.minProperties = try count(value, keyword, path)
+        case "maxProperties": node.maxProperties = try count(value, keyword, path)
+        case "prefixItems": node.prefixItems = try subschemas(value, path, keyword: keyword)
+        case "items":
+            if case .array = value { throw unsupported("items as an array is draft 2019-09 and earlier; use prefixItems", at: path) }
+            node.items = try subschema(value, path)
+        case "contains": node.contains = try subschema(value, path)
+        case "minContains": node.minContains = try count(value, keyword, path)
+        case "maxContains": node.maxContains = try count(value, keyword, path)
+        case "minItems": node.minItems = try count(value, keyword, path)
+        case "maxItems": node.maxItems = try count(value, keyword, path)
+        case "uniqueItems":
+            guard case .bool(let flag) = value else { throw invalid("uniqueItems must be a boolean", at: path) }
+            node.uniqueItems = flag
+        case "minimum": node.minimum = try number(value, keyword, path)
+        case "maximum": node.maximum = try number(value, keyword, path)
+        case "exclusiveMinimum": node.exclusiveMinimum = try number(value, keyword, path)
+        case "exclusiveMaximum": node.exclusiveMaximum = try number(value, keyword, path)
+        case "multipleOf":
+            let divisor = try number(value, keyword, path)
+            guard divisor.doubleValue > 0 else { throw invalid("multipleOf must be greater than 0", at: path) }
+            node.multipleOf = divisor
+        case "minLength": node.minLength = try count(value, keyword, path)
+        case "maxLength": node.maxLength = try count(value, keyword, path)
+        case "pattern":
+            guard case .string(let text) = value else { throw invalid("pattern must be a string", at: path) }
+            do {
+                node.pattern = try SchemaPattern(text)
+            } catch {
+                throw invalid("pattern \"\(text)\" is not a valid regular expression: \(error)", at: path)
+            }
+        case "allOf": node.allOf = try subschemas(value, path, keyword: keyword)
+        case "anyOf": node.anyOf = try subschemas(value, path, keyword: keyword)
+        case "oneOf": node.oneOf = try subschemas(value, path, keyword: keyword)
+        case "not": node.not = try subschema(value, path)
+        case "if": node.ifNode = try subschema(value, path)
+        case "then": node.thenNode = try subschema(value, path)
+        case "else": node.elseNode = try subschema(value, path)
+        case "$ref":
+            guard case .string(let ref) = value else { throw invalid("$ref must be a string", at: path) }
+            pendingRefs.append((nodeIndex, ref, path))
+        case "$defs":
+            guard case .object(let object) = value else { throw invalid("$defs must be an object", at: path) }
+            for (name, schema) in object.members { _ = try subschema(schema, path + "/" + JSONPointer.escape(name)) }
+        case "$schema":
+            // Another metaschema may switch vocabularies on or off; only 2020-12's own is understood.
+            guard case .string(let uri) = value,
+                ["https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#"].contains(uri)
+            else {
+                throw unsupported("$schema \(value.serialized()) is not the draft 2020-12 metaschema", at: path)
+            }
+        case "$id":
+            // Only the document's own id: a nested one would start a new resolution scope.
+            guard node.path.isEmpty else {
+                throw unsupported("a nested $id (a new resolution scope) is not supported", at: path)
+            }
+        default:
+            break  // annotations: no assertion
+        }
+    }
+}
+
+/// RFC 6901 JSON pointers.
+enum JSONPointer {
+    static func escape(_ token: String) -> String {
+        guard token.contains("~") || token.contains("/") else { return token }
+        return token.replacing("~", with: "~0").replacing("/", with: "~1")
+    }
+
+    static func unescape(_ token: Substring) -> String {
+        guard token.contains("~") else { return String(token) }
+        return String(token).replacing("~1", with: "/").replacing("~0", with: "~")
+    }
+}
+
+extension JSONValue {
+    /// The value a JSON pointer (`""` or `/a/0/b`) names, if any.
+    func resolve(pointer: String) -> JSONValue? {
+        guard !pointer.isEmpty else { return self }
+        var current = self
+        for token in pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+            let name = JSONPointer.unescape(token)
+            switch current {
+            case .object(let object):
+                guard let next = object[name] else { return nil }
+                current = next
+            case .array(let elements):
+                guard let index = Int(name), elements.indices.contains(index) else { return nil }
+                current = elements[index]
+            default:
+                return nil
+            }
+        }
+        return current
+    }
+}
+
+extension String {
+    /// Percent-decoding for the fragment of a `$ref` (URI escapes such as `%22` and `%25`).
+    func removingPercentEncodingForPointer() -> String {
+        guard contains("%") else { return self }
+        var bytes: [UInt8] = []
+        var iterator = Array(utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
