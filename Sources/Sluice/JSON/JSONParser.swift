@@ -174,7 +174,9 @@ private struct Parser {
         let start = index
         index += 1
         let contentStart = index
-        // Fast path: no escapes. Find the closing quote, rejecting control characters.
+        // Fast path: no escapes. Find the closing quote, rejecting control characters, and note
+        // whether the string is ASCII (most are), which needs no UTF-8 validation.
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
@@ -182,11 +184,13 @@ private struct Parser {
                 guard length <= limits.maxStringLength else { throw failure(.stringTooLong, "string longer than \(limits.maxStringLength) bytes", at: start) }
                 let slice = UnsafeBufferPointer(rebasing: bytes[contentStart..<index])
                 index += 1
+                if ascii { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else {
                     throw failure(.invalidUTF8, "string is not valid UTF-8", at: start)
                 }
                 return text
             }
+            if byte >= 0x80 { ascii = false }
             if byte == UInt8(ascii: "\\") { return try parseEscapedString(start: start, contentStart: contentStart) }
             if byte < 0x20 { throw failure("control character in a string") }
             index += 1

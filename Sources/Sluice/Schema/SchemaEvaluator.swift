@@ -76,14 +76,14 @@ struct SchemaEvaluator {
             if node.uniqueItems, Set(elements).count != elements.count { fail("uniqueItems", "expected unique items") }
             if done() { return false }
             for (offset, schema) in node.prefixItems.enumerated() where offset < elements.count {
-                if !evaluate(schema, elements[offset], instancePath: instancePath + "/\(offset)", violations: &violations) {
+                if !evaluate(schema, elements[offset], instancePath: collect ? instancePath + "/\(offset)" : instancePath, violations: &violations) {
                     valid = false
                     if done() { return false }
                 }
             }
             if let items = node.items {
                 for offset in node.prefixItems.count..<max(node.prefixItems.count, elements.count) {
-                    if !evaluate(items, elements[offset], instancePath: instancePath + "/\(offset)", violations: &violations) {
+                    if !evaluate(items, elements[offset], instancePath: collect ? instancePath + "/\(offset)" : instancePath, violations: &violations) {
                         valid = false
                         if done() { return false }
                     }
@@ -116,7 +116,8 @@ struct SchemaEvaluator {
             if done() { return false }
             if !node.properties.isEmpty || !node.patternProperties.isEmpty || node.additionalProperties != nil {
                 for (name, value) in object.members {
-                    let memberPath = instancePath + "/" + JSONPointer.escape(name)
+                    // Paths are only built when violations are collected: a yes/no pass needs none.
+                    let memberPath = collect ? instancePath + "/" + JSONPointer.escape(name) : instancePath
                     var matched = false
                     for property in node.properties where property.name == name {
                         matched = true
