@@ -13,8 +13,21 @@ struct SluiceBenchmarks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-benchmarks",
         abstract: "Sluice benchmarks, each against a baseline measured in the same run.",
-        subcommands: [KafkaConsumerBenchmark.self]
+        subcommands: [KafkaConsumerBenchmark.self, EnvelopeDecodeBenchmark.self]
     )
+}
+
+/// Envelope decode (parse, rules, payload validation) against Foundation's parse alone.
+struct EnvelopeDecodeBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "envelope",
+        abstract: "Envelopes/s of Sluice's full decode vs JSONSerialization parsing the same bytes.")
+
+    @Option(help: "Envelopes per measurement.") var iterations = 500_000
+
+    func run() throws {
+        print(EnvelopeBenchmark.run(iterations: iterations))
+    }
 }
 
 /// The SluiceKafka consumer against a raw librdkafka C loop reading the same records.

@@ -8,6 +8,7 @@ struct SluiceCommand: AsyncParsableCommand {
         abstract: "Operator tool for Sluice: a local broker, schemas, topics and dead letters.",
         subcommands: [
             DevBrokerCommand.self,
+            SchemasCommand.self,
         ]
     )
 }
