@@ -50,6 +50,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     private let committing = Mutex<(inFlight: Bool, revoking: Int)>((false, 0))
     private let metricsFactory: any MetricsFactory
     private let lagGauges = Mutex<[TopicPartition: Gauge]>([:])
+    private let failedCommits: Counter
 
     /// Creates the service (and its Kafka consumer; nothing is fetched before ``run()``).
     ///
@@ -75,6 +76,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         self.store = store
         self.logger = logger
         self.metricsFactory = metricsFactory
+        self.failedCommits = Counter(label: "sluice.commits.failed", factory: metricsFactory)
         let watermarks = OffsetWatermarks()
         self.watermarks = watermarks
         let pipeline = EventPipeline(
@@ -143,6 +145,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
             watermarks.markCommitted(offsets)
         } catch {
             // Not lost: the watermarks stay uncommitted and the next tick commits them.
+            failedCommits.increment()
             logger.warning("commit failed; will retry", metadata: ["error": "\(error)", "commit.reason": "\(reason)"])
         }
     }
@@ -196,6 +199,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
             do {
                 try await consumer.commit(offsets)
             } catch {
+                failedCommits.increment()
                 logger.warning("commit on revocation failed; the next owner resumes from the previous commit", metadata: ["error": "\(error)"])
             }
         }

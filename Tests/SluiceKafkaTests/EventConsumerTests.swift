@@ -282,14 +282,17 @@ struct EventConsumerRebalanceTests {
         var router = EventRouter<InMemoryDedupeStore.Transaction>()
         router.on("orders.item_added", as: Pipeline.Item.self, handler: "noop") { _, _ in }
         cluster.injectErrors(Array(repeating: .requestTimedOut, count: 8), into: .offsetCommit)
+        let metrics = TestMetrics()
         let running = Pipeline.Running(try Pipeline.consumer(
-            cluster: cluster, group: "commits", topics: ["commits"], store: InMemoryDedupeStore(), router: router, deadLetterProducer: producer))
+            cluster: cluster, group: "commits", topics: ["commits"], store: InMemoryDedupeStore(), router: router,
+            deadLetterProducer: producer, metricsFactory: metrics))
         let reader = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "commits"), logger: Support.logger)
         let partition = TopicPartition(topic: "commits", partition: 0)
         try await Support.eventually("the commit to land despite the failures", timeout: .seconds(60)) {
             try await reader.committedOffsets(for: [partition])[partition] == Offset(50)
         }
         try await running.stop()
+        #expect(metrics.counterTotal(label: "sluice.commits.failed") >= 1, "failed commits are counted, not just retried")
         try await reader.close()
         try await producer.close()
     }
