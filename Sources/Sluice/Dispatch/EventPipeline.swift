@@ -270,6 +270,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
 
     /// `event_id` and `correlation_id` of a value that failed validation, when it is JSON that has them.
     private static func identifiers(in value: [UInt8]?) -> (eventID: String?, correlationID: String?) {
+        // Best effort for the provenance headers: the record is already rejected with its own
+        // error, so a value that does not even parse simply has no ids to report.
         guard let value, let document = try? JSONParser.parse(value), case .object(let object) = document else { return (nil, nil) }
         func string(_ key: String) -> String? {
             if case .string(let text) = object[key], !text.isEmpty, text.utf8.count <= 128 { return text }
