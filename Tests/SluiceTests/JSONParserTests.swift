@@ -67,47 +67,68 @@ struct JSONParserTests {
         let value = try JSONParser.parse(text)
         #expect(try JSONParser.parse(value.serialized()) == value)
     }
-}
 
-@Suite("JSON Schema violations name the path, the keyword and what was expected")
-struct JSONSchemaTests {
-    static let schema = #"""
-        {"type":"object","required":["id","amount"],"additionalProperties":false,
-         "properties":{"id":{"type":"string","pattern":"^pay_"},"amount":{"type":"integer","minimum":0},
-                       "tags":{"type":"array","items":{"enum":["a","b"]}}}}
-        """#
-
-    @Test("Each violation has an instance path, a schema path, a keyword and a message")
-    func violations() throws {
-        let schema = try JSONSchema(try JSONParser.parse(Self.schema), source: "payment.schema.json")
-        let instance = try JSONParser.parse(#"{"id":"x_1","amount":-1,"tags":["a","z"],"extra":1}"#)
-        let violations = schema.validate(instance)
-        #expect(!schema.isValid(instance))
-        let byKeyword = Dictionary(grouping: violations, by: \.keyword)
-        #expect(byKeyword["pattern"]?.first?.instancePath == "/id")
-        #expect(byKeyword["minimum"]?.first?.instancePath == "/amount")
-        #expect(byKeyword["minimum"]?.first?.message == "expected at least 0")
-        #expect(byKeyword["enum"]?.first?.instancePath == "/tags/1")
-        #expect(byKeyword["additionalProperties"]?.first?.instancePath == "/extra")
-        #expect(byKeyword["pattern"]?.first?.schemaPath == "/properties/id/pattern")
-        let missing = schema.validate(try JSONParser.parse(#"{"id":3}"#))
-        #expect(missing.contains { $0.keyword == "type" && $0.message == "expected string, got integer" })
-        #expect(missing.contains { $0.keyword == "required" && $0.message.contains("amount") })
+    @Test("Number literals: exponents, signs, big and small values")
+    func numberLiterals() throws {
+        func number(_ text: String) throws -> JSONNumber {
+            guard case .number(let number) = try JSONParser.parse(text) else { throw JSONParseError(kind: .syntax, offset: 0, message: text) }
+            return number
+        }
+        #expect(try number("-9223372036854775808").int64Value == Int64.min)
+        #expect(try number("9223372036854775808").int64Value == nil)
+        #expect(try number("9223372036854775808").doubleValue == 9_223_372_036_854_775_808.0)
+        #expect(try number("1E3").int64Value == 1_000)
+        #expect(try number("1e+3") == number("1000.000"))
+        #expect(try number("12.5e-1").doubleValue == 1.25)
+        #expect(try number("0.1").doubleValue == 0.1)
+        #expect(try number("123456789012345678901234567890").doubleValue == 1.2345678901234568e29)
+        #expect(try number("1.5").int64Value == nil)
+        #expect(try number("-0").doubleValue.sign == .minus)
+        #expect(try JSONParser.parse("-0").serialized() == "-0")
+        #expect(try JSONParser.parse("[1.50,100,0.000001,1e21,1e-7,-2.5E+2]").serialized() == "[1.5,100,0.000001,1e21,1e-7,-250]")
+        #expect(try number("2.5").isMultiple(of: number("0.5")))
+        #expect(try !number("1e308").isMultiple(of: number("0.123456789")))
+        #expect(try number("1e-5") < number("0.0001"))
     }
 
-    @Test("Unsupported keywords and malformed schemas are refused at load, naming the keyword and the file")
-    func refusals() {
-        let unsupported = #expect(throws: SluiceError.self) {
-            try JSONSchema(try JSONParser.parse(#"{"properties":{"a":{"unevaluatedProperties":false}}}"#), source: "x/v1.schema.json")
+    @Test("Escapes decode, surrogate pairs combine, and lone surrogates are refused")
+    func escapes() throws {
+        #expect(try JSONParser.parse(#""\"\\\/\b\f\n\r\t\u0041\u00e9\u20AC""#) == .string("\"\\/\u{08}\u{0C}\n\r\tAé€"))
+        #expect(try JSONParser.parse(#""\uD834\uDD1E""#) == .string("𝄞"))
+        for bad in [#""\uD834""#, #""\uD834\u0041""#, #""\uDD1E\uD834""#, #""\u12G4""#, #""\u12""#] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSONParser.parse(bad) }
         }
-        #expect(unsupported?.code == .schemaKeywordUnsupported)
-        #expect(unsupported?.path == "/properties/a/unevaluatedProperties")
-        #expect(unsupported?.message.contains("x/v1.schema.json") == true)
-        #expect(unsupported?.message.contains("unevaluatedProperties") == true)
-        for bad in [#"{"type":5}"#, #"{"minimum":"x"}"#, ##"{"$ref":"#/$defs/missing"}"##, #"{"pattern":"("}"#, #"{"multipleOf":0}"#, "3"] {
-            let error = #expect(throws: SluiceError.self) { try JSONSchema(try JSONParser.parse(bad), source: "bad") }
-            #expect(error?.code == .schemaInvalid, "\(bad)")
-        }
-        #expect((#expect(throws: SluiceError.self) { try JSONSchema(try JSONParser.parse(##"{"$ref":"other.json#/a"}"##), source: "s") })?.code == .schemaKeywordUnsupported)
+    }
+
+    @Test("Malformed UTF-8 is refused: overlongs, surrogates, truncation, stray continuation bytes", arguments: [
+        [0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xFF],
+    ] as [[UInt8]])
+    func malformedUTF8(sequence: [UInt8]) {
+        let error = #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22] + sequence + [0x22]) }
+        #expect(error?.kind == .invalidUTF8)
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse(sequence) })?.kind == .syntax, "outside a string")
+    }
+
+    @Test("Depth is bounded exactly at the limit, and a large object with repeated names stays linear")
+    func depthAndLargeObjects() throws {
+        let limits = JSONParseLimits(maxBytes: 1 << 20, maxDepth: 64, maxStringLength: 1 << 10)
+        let atLimit = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect(throws: Never.self) { try JSONParser.parse(atLimit, limits: limits) }
+        let over = "{\"a\":" + atLimit + "}"
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse(over, limits: limits) })?.kind == .tooDeep)
+        let members = (0..<20_000).map { "\"k\($0 % 1_000)\":\($0)" }.joined(separator: ",")
+        guard case .object(let object) = try JSONParser.parse("{" + members + "}") else { Issue.record(); return }
+        #expect(object.count == 1_000)
+        #expect(object["k5"] == .number(JSONNumber(Int64(19_005))))
+        let giant = "\"" + String(repeating: "x", count: 300_000) + "\""
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse(giant) })?.kind == .stringTooLong)
+    }
+
+    @Test("Whitespace is only space, tab, CR and LF; a byte order mark is refused")
+    func whitespace() {
+        #expect(throws: Never.self) { try JSONParser.parse(" \t\r\n[ 1 , 2 ]\n") }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse("\u{0C}[1]") }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0xEF, 0xBB, 0xBF, 0x31]) }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse("[1]\u{00A0}") }
     }
 }

@@ -1,117 +1,247 @@
-/// A JSON number, exact enough for JSON Schema.
+/// A JSON number, kept exact enough for JSON Schema (`multipleOf`, integer checks, big integers).
 ///
-/// Integers that fit in `Int64` are kept exactly. Every number written with few enough digits is
-/// also kept as a decimal (`significand × 10^exponent`), so `multipleOf` can be decided exactly
-/// for decimal literals such as `0.0075` and `0.0001`, where binary floating point cannot.
-/// Equality is by mathematical value: `1`, `1.0` and `10e-1` are equal.
-public struct JSONNumber: Sendable, CustomStringConvertible {
-    /// The number as a `Double` (rounded for very large or very precise literals).
-    public var doubleValue: Double
-    /// The exact value when the number is an integer that fits in `Int64` (`1.0` counts as one).
-    public var int64Value: Int64?
-    /// The exact decimal value, when the literal's digits fit: `significand × 10^exponent`.
-    public var decimal: (significand: Int64, exponent: Int)?
+/// Besides the `Double`, a number keeps its decimal value as `significand × 10^exponent` with
+/// the significand's trailing zeros removed, so `0.1`, `1.10` and `12999` are held exactly.
+/// Comparison, equality and `multipleOf` use the decimal form, and fall back to `Double` only
+/// for literals with more than about 19 significant digits.
+public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The number as a `Double` (may round for very large or very precise literals).
+    public let doubleValue: Double
+    /// The decimal significand, without trailing zeros (zero for zero).
+    let significand: UInt64
+    /// The decimal exponent applied to ``significand``.
+    let exponent: Int32
+    let flags: UInt8
 
+    static let negativeFlag: UInt8 = 1
+    /// Set when significant digits were dropped: the decimal form is then an approximation.
+    static let inexactFlag: UInt8 = 2
+    /// Set when a dropped digit was a non-zero fraction digit (so the number is no integer).
+    static let droppedFractionFlag: UInt8 = 4
+
+    init(doubleValue: Double, significand: UInt64, exponent: Int32, flags: UInt8) {
+        self.doubleValue = doubleValue
+        self.significand = significand
+        self.exponent = exponent
+        self.flags = flags
+    }
+
+    /// Creates an exact integer.
     public init(_ value: Int64) {
-        self.doubleValue = Double(value)
-        self.int64Value = value
-        self.decimal = (value, 0)
+        var significand = value.magnitude
+        var exponent: Int32 = 0
+        while significand != 0, significand % 10 == 0 {
+            significand /= 10
+            exponent += 1
+        }
+        self.init(
+            doubleValue: Double(value), significand: significand, exponent: exponent,
+            flags: value < 0 ? Self.negativeFlag : 0)
     }
 
+    /// Creates a number from a `Double`, whose decimal form is its shortest round-trip literal.
+    ///
+    /// So `JSONNumber(0.1)` equals the parsed literal `0.1`. NaN and infinities, which JSON
+    /// cannot spell, are kept as `Double` only and serialize as `null`.
     public init(_ value: Double) {
-        self.doubleValue = value
-        if value.rounded() == value, let exact = Int64(exactly: value) {
-            self.int64Value = exact
-            self.decimal = (exact, 0)
-        } else {
-            self.int64Value = nil
-            self.decimal = nil
-        }
-    }
-
-    /// A number parsed from a literal whose decimal digits are known.
-    init(double: Double, significand: Int64?, exponent: Int) {
-        self.doubleValue = double
-        if let significand {
-            var significand = significand
-            var exponent = exponent
-            // Normalize so equal values have equal decimals: no trailing zeros in the significand.
-            while significand != 0 && significand % 10 == 0 && exponent < 0 {
-                significand /= 10
-                exponent += 1
+        if value.isFinite {
+            var literal = value.description
+            let parsed: JSONNumber? = literal.withUTF8 { buffer in
+                var scanner = JSONNumberScanner(input: buffer, position: 0)
+                return try? scanner.scan()
             }
-            if significand == 0 { exponent = 0 }
-            self.decimal = (significand, exponent)
-            if exponent >= 0 {
-                var value: Int64? = significand
-                for _ in 0..<min(exponent, 19) {
-                    value = value.flatMap { let (result, overflow) = $0.multipliedReportingOverflow(by: 10); return overflow ? nil : result }
-                }
-                self.int64Value = exponent > 18 && significand != 0 ? nil : value
-            } else {
-                self.int64Value = nil
-            }
-        } else {
-            self.decimal = nil
-            self.int64Value = (double.rounded() == double) ? Int64(exactly: double) : nil
-        }
-    }
-
-    /// Whether the number is mathematically an integer (`1.0` is; `1.5` is not).
-    public var isInteger: Bool {
-        if int64Value != nil { return true }
-        if let decimal { return decimal.exponent >= 0 }
-        return doubleValue.isFinite && doubleValue.rounded() == doubleValue
-    }
-
-    public var description: String {
-        if let int64Value { return String(int64Value) }
-        return String(doubleValue)
-    }
-
-    /// Whether `self` is an integer multiple of `divisor` (which must be > 0).
-    public func isMultiple(of divisor: JSONNumber) -> Bool {
-        if let a = decimal, let b = divisor.decimal, b.significand != 0 {
-            // Bring both to the smaller exponent and compare integers, when that fits.
-            let exponent = min(a.exponent, b.exponent)
-            if let left = Self.scale(a.significand, by: a.exponent - exponent),
-                let right = Self.scale(b.significand, by: b.exponent - exponent)
-            {
-                return left % right == 0
+            if let parsed, parsed.doubleValue == value {
+                self = parsed
+                return
             }
         }
-        let quotient = doubleValue / divisor.doubleValue
-        guard quotient.isFinite else { return false }
-        return quotient.rounded() == quotient
+        self.init(
+            doubleValue: value, significand: 0, exponent: 0,
+            flags: Self.inexactFlag | (value.sign == .minus ? Self.negativeFlag : 0))
     }
 
-    private static func scale(_ value: Int64, by power: Int) -> Int64? {
-        guard power >= 0, power <= 18 else { return nil }
-        var result = value
-        for _ in 0..<power {
-            let (next, overflow) = result.multipliedReportingOverflow(by: 10)
+    /// The exact value when the number is an integer that fits in `Int64` (`1.0` counts as one).
+    public var int64Value: Int64? {
+        guard isExact, exponent >= 0 else { return nil }
+        var magnitude = significand
+        var remaining = exponent
+        while remaining > 0 {
+            let (product, overflow) = magnitude.multipliedReportingOverflow(by: 10)
             if overflow { return nil }
-            result = next
+            magnitude = product
+            remaining -= 1
         }
-        return result
+        if isNegative {
+            if magnitude == UInt64(Int64.max) + 1 { return .min }
+            return magnitude <= UInt64(Int64.max) ? -Int64(magnitude) : nil
+        }
+        return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
     }
-}
 
-extension JSONNumber: Hashable {
+    /// Whether the number has no fractional part (JSON Schema's `integer`).
+    public var isInteger: Bool {
+        if isExact { return significand == 0 || exponent >= 0 }
+        if !doubleValue.isFinite { return false }
+        if flags & Self.droppedFractionFlag != 0 { return false }
+        return exponent >= 0
+    }
+
+    var isNegative: Bool { flags & Self.negativeFlag != 0 && significand != 0 }
+    var isExact: Bool { flags & Self.inexactFlag == 0 }
+
+    // MARK: Comparison
+
     public static func == (lhs: JSONNumber, rhs: JSONNumber) -> Bool {
-        if let a = lhs.int64Value, let b = rhs.int64Value { return a == b }
-        if let a = lhs.decimal, let b = rhs.decimal { return a.significand == b.significand && a.exponent == b.exponent }
+        if lhs.isExact, rhs.isExact {
+            if lhs.significand == 0 || rhs.significand == 0 { return lhs.significand == rhs.significand }
+            return lhs.significand == rhs.significand && lhs.exponent == rhs.exponent
+                && lhs.isNegative == rhs.isNegative
+        }
         return lhs.doubleValue == rhs.doubleValue
     }
 
     public func hash(into hasher: inout Hasher) {
-        // Equal numbers must hash alike whichever exact form they carry: hash the Double.
+        // Equal numbers always have equal doubles (rounding is deterministic), so hash those.
         hasher.combine(doubleValue == 0 ? 0 : doubleValue)
     }
 
-    /// Orders by value (for minimum/maximum).
     public static func < (lhs: JSONNumber, rhs: JSONNumber) -> Bool {
-        if let a = lhs.int64Value, let b = rhs.int64Value { return a < b }
-        return lhs.doubleValue < rhs.doubleValue
+        compare(lhs, rhs) < 0
+    }
+
+    /// -1, 0 or 1 as `lhs` is below, equal to or above `rhs`, exactly for decimal literals.
+    static func compare(_ lhs: JSONNumber, _ rhs: JSONNumber) -> Int {
+        guard lhs.isExact, rhs.isExact else {
+            return lhs.doubleValue < rhs.doubleValue ? -1 : (lhs.doubleValue == rhs.doubleValue ? 0 : 1)
+        }
+        let lhsNegative = lhs.isNegative
+        if lhsNegative != rhs.isNegative {
+            if lhs.significand == 0 && rhs.significand == 0 { return 0 }
+            return lhsNegative ? -1 : 1
+        }
+        let magnitude = compareMagnitude(lhs, rhs)
+        return lhsNegative ? -magnitude : magnitude
+    }
+
+    private static func compareMagnitude(_ lhs: JSONNumber, _ rhs: JSONNumber) -> Int {
+        if lhs.significand == 0 { return rhs.significand == 0 ? 0 : -1 }
+        if rhs.significand == 0 { return 1 }
+        let lhsDigits = digitCount(lhs.significand)
+        let rhsDigits = digitCount(rhs.significand)
+        let lhsOrder = lhsDigits + Int(lhs.exponent)
+        let rhsOrder = rhsDigits + Int(rhs.exponent)
+        if lhsOrder != rhsOrder { return lhsOrder < rhsOrder ? -1 : 1 }
+        // Same order of magnitude: line the significands up on the same number of digits.
+        var left = lhs.significand
+        var right = rhs.significand
+        if lhsDigits < rhsDigits {
+            guard let scaled = scale(left, by: rhsDigits - lhsDigits) else { return 1 }
+            left = scaled
+        } else if rhsDigits < lhsDigits {
+            guard let scaled = scale(right, by: lhsDigits - rhsDigits) else { return -1 }
+            right = scaled
+        }
+        return left < right ? -1 : (left == right ? 0 : 1)
+    }
+
+    /// Whether `self / divisor` is an integer, exactly for decimal literals (JSON Schema's
+    /// `multipleOf`).
+    ///
+    /// With `self = a·10^x` and `divisor = b·10^y` (no trailing zeros in `a` or `b`), the
+    /// quotient is an integer exactly when `y ≤ x` and `b` divides `a·10^(x−y)`: the part of
+    /// `b` prime to 10 must divide `a`, and its powers of 2 and 5 must be covered by `a`'s
+    /// and the `10^(x−y)`.
+    public func isMultiple(of divisor: JSONNumber) -> Bool {
+        guard isExact, divisor.isExact, divisor.significand != 0 else {
+            let quotient = doubleValue / divisor.doubleValue
+            return quotient.isFinite && quotient.rounded(.towardZero) == quotient
+        }
+        if significand == 0 { return true }
+        let shift = Int(exponent) - Int(divisor.exponent)
+        if shift < 0 { return false }
+        var rest = divisor.significand
+        var twos = 0
+        var fives = 0
+        while rest % 2 == 0 { rest /= 2; twos += 1 }
+        while rest % 5 == 0 { rest /= 5; fives += 1 }
+        guard significand % rest == 0 else { return false }
+        var value = significand
+        var valueTwos = 0
+        var valueFives = 0
+        while value % 2 == 0 { value /= 2; valueTwos += 1 }
+        while value % 5 == 0 { value /= 5; valueFives += 1 }
+        return valueTwos + shift >= twos && valueFives + shift >= fives
+    }
+
+    static func digitCount(_ value: UInt64) -> Int {
+        var count = 1
+        var rest = value
+        while rest >= 10 { rest /= 10; count += 1 }
+        return count
+    }
+
+    static func scale(_ value: UInt64, by digits: Int) -> UInt64? {
+        var result = value
+        for _ in 0..<digits {
+            let (product, overflow) = result.multipliedReportingOverflow(by: 10)
+            if overflow { return nil }
+            result = product
+        }
+        return result
+    }
+
+    // MARK: Text
+
+    /// The number as a compact JSON literal: exact digits for decimal literals.
+    public var description: String {
+        var bytes: [UInt8] = []
+        appendLiteral(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func appendLiteral(to bytes: inout [UInt8]) {
+        guard isExact else {
+            if doubleValue.isFinite {
+                bytes.append(contentsOf: doubleValue.description.utf8)
+            } else {
+                bytes.append(contentsOf: "null".utf8)
+            }
+            return
+        }
+        if significand == 0 {
+            if doubleValue.sign == .minus { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(UInt8(ascii: "0"))
+            return
+        }
+        if isNegative { bytes.append(UInt8(ascii: "-")) }
+        var digits: [UInt8] = []
+        var rest = significand
+        while rest > 0 {
+            digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        }
+        digits.reverse()
+        let exponent = Int(self.exponent)
+        let pointPosition = digits.count + exponent  // digits before the decimal point
+        if exponent >= 0 && pointPosition <= 21 {
+            bytes.append(contentsOf: digits)
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: exponent))
+        } else if exponent < 0 && pointPosition > 0 {
+            bytes.append(contentsOf: digits[..<pointPosition])
+            bytes.append(UInt8(ascii: "."))
+            bytes.append(contentsOf: digits[pointPosition...])
+        } else if exponent < 0 && pointPosition > -6 {
+            bytes.append(contentsOf: "0.".utf8)
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -pointPosition))
+            bytes.append(contentsOf: digits)
+        } else {
+            bytes.append(digits[0])
+            if digits.count > 1 {
+                bytes.append(UInt8(ascii: "."))
+                bytes.append(contentsOf: digits[1...])
+            }
+            bytes.append(UInt8(ascii: "e"))
+            bytes.append(contentsOf: String(pointPosition - 1).utf8)
+        }
     }
 }

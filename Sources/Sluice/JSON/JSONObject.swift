@@ -28,7 +28,11 @@ public struct JSONObject: Sendable, Hashable {
     /// The value of the member named `key`, or `nil` when there is none.
     public subscript(key: String) -> JSONValue? {
         // Envelopes and payloads have a handful of members: a linear scan beats hashing.
-        for member in members where member.key == key { return member.value }
+        // Comparing UTF-8 lengths first (O(1) for native strings) skips most string compares.
+        let length = key.utf8.count
+        for member in members where member.key.utf8.count == length && member.key == key {
+            return member.value
+        }
         return nil
     }
 

@@ -1,93 +1,58 @@
-/// A JSON Schema (draft 2020-12), compiled once and then used to validate many instances.
+/// A compiled JSON Schema (draft 2020-12, the contract's subset) that validates ``JSONValue``s.
+///
+/// The schema is compiled once, at load: every keyword is checked and decoded, regular
+/// expressions are compiled, and `$ref`s are resolved to nodes, so validating an instance never
+/// re-reads the schema's JSON. A compiled schema is immutable and can be shared across tasks.
 ///
 /// Supported: `type`, `enum`, `const`, `properties`, `required`, `additionalProperties`,
 /// `patternProperties`, `items`, `prefixItems`, `contains`, `minContains`, `maxContains`,
 /// `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minLength`,
-/// `maxLength`, `pattern`, `minItems`, `maxItems`, `uniqueItems`, `minProperties`,
-/// `maxProperties`, `dependentRequired`, `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`,
-/// `$ref` within the document, `$defs`, `format` (an annotation: never asserted), and the
-/// annotations `$schema`, `$id` (at the root), `$comment`, `title`, `description`, `default`,
-/// `examples`, `deprecated`, `readOnly`, `writeOnly`, `contentMediaType`, `contentEncoding`,
-/// `contentSchema`. Boolean schemas are supported.
+/// `maxLength` (in Unicode code points), `pattern`, `minItems`, `maxItems`, `uniqueItems`,
+/// `minProperties`, `maxProperties`, `dependentRequired`, `allOf`, `anyOf`, `oneOf`, `not`,
+/// `if`/`then`/`else`, `$ref` and `$defs` within the document, boolean schemas, and the
+/// annotations `$schema`, `$id` (the root's only), `$comment`, `title`, `description`,
+/// `default`, `examples`, `deprecated`, `readOnly`, `writeOnly`, `format` (never asserts),
+/// `contentMediaType`, `contentEncoding` and `contentSchema`.
 ///
-/// Any other keyword, a nested `$id`, or a `$ref` to another document is refused when the schema
-/// is compiled (``SluiceError/Code/schemaKeywordUnsupported``), so a schema never promises a check
-/// that is not made.
+/// Any other keyword is refused at load with `SCHEMA_KEYWORD_UNSUPPORTED`, as is a `$ref` to
+/// another document or an anchor; a malformed schema is refused with `SCHEMA_INVALID`. Refusing
+/// beats ignoring: a keyword the validator skipped would let invalid payloads through.
 public struct JSONSchema: Sendable {
-    /// The schema document as written.
+    /// The schema document as given.
     public let document: JSONValue
-    /// Where the schema came from (a file path), for errors.
-    public let source: String
     private let nodes: [SchemaNode]
 
-    /// Compiles `document`.
+    /// Compiles a schema document.
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/schemaKeywordUnsupported`` (naming the
-    ///   keyword, the source and, in `path`, where it is) or ``SluiceError/Code/schemaInvalid``.
+    /// - Parameters:
+    ///   - document: The schema, an object or a boolean.
+    ///   - source: Where the schema came from (usually its file path), named in every error.
+    /// - Throws: ``SluiceError`` with code `SCHEMA_KEYWORD_UNSUPPORTED` or `SCHEMA_INVALID`,
+    ///   whose ``SluiceError/path`` is the JSON pointer of the offending keyword in the schema.
     public init(_ document: JSONValue, source: String) throws(SluiceError) {
-        self.document = document
-        self.source = source
         var compiler = SchemaCompiler(document: document, source: source)
         self.nodes = try compiler.compile()
+        self.document = document
     }
 
-    /// Every violation of the schema by `instance`; empty when it is valid.
+    /// Every way `instance` fails the schema; empty when it is valid.
+    ///
+    /// For `anyOf`, `oneOf`, `not` and `contains`, which fail as a whole, one violation names
+    /// the keyword rather than listing every branch's failures.
     public func validate(_ instance: JSONValue) -> [SchemaViolation] {
-        // Most instances are valid: answer those with the cheap pass, which builds no paths.
-        if isValid(instance) { return [] }
-        var violations: [SchemaViolation] = []
-        var evaluator = SchemaEvaluator(nodes: nodes, collect: true)
-        _ = evaluator.evaluate(0, instance, instancePath: "", violations: &violations)
-        return violations
+        nodes.withUnsafeBufferPointer { nodes in
+            var evaluator = SchemaEvaluator(nodes: nodes, collecting: true)
+            _ = evaluator.evaluate(0, instance)
+            return evaluator.violations
+        }
     }
 
-    /// Whether `instance` is valid (stops at the first violation).
+    /// Whether `instance` is valid; faster than ``validate(_:)``, as it stops at the first failure
+    /// and builds no paths or messages.
     public func isValid(_ instance: JSONValue) -> Bool {
-        var ignored: [SchemaViolation] = []
-        var evaluator = SchemaEvaluator(nodes: nodes, collect: false)
-        return evaluator.evaluate(0, instance, instancePath: "", violations: &ignored)
+        nodes.withUnsafeBufferPointer { nodes in
+            var evaluator = SchemaEvaluator(nodes: nodes, collecting: false)
+            return evaluator.evaluate(0, instance)
+        }
     }
-}
-
-/// One compiled (sub)schema. Children are indices into the schema's node table, so `$ref` cycles
-/// are just indices too.
-struct SchemaNode: Sendable {
-    enum TypeName: String, Sendable { case null, boolean, object, array, number, string, integer }
-
-    var path: String
-    var alwaysValid: Bool?
-    var types: [TypeName]?
-    var enumValues: [JSONValue]?
-    var constValue: JSONValue?
-    var properties: [(name: String, node: Int)] = []
-    var patternProperties: [(pattern: SchemaPattern, node: Int)] = []
-    var additionalProperties: Int?
-    var required: [String] = []
-    var dependentRequired: [(name: String, required: [String])] = []
-    var minProperties: Int?
-    var maxProperties: Int?
-    var prefixItems: [Int] = []
-    var items: Int?
-    var contains: Int?
-    var minContains: Int?
-    var maxContains: Int?
-    var minItems: Int?
-    var maxItems: Int?
-    var uniqueItems = false
-    var minimum: JSONNumber?
-    var maximum: JSONNumber?
-    var exclusiveMinimum: JSONNumber?
-    var exclusiveMaximum: JSONNumber?
-    var multipleOf: JSONNumber?
-    var minLength: Int?
-    var maxLength: Int?
-    var pattern: SchemaPattern?
-    var allOf: [Int] = []
-    var anyOf: [Int] = []
-    var oneOf: [Int] = []
-    var not: Int?
-    var ifNode: Int?
-    var thenNode: Int?
-    var elseNode: Int?
-    var ref: Int?
 }

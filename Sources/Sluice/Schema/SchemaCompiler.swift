@@ -28,7 +28,70 @@ struct SchemaCompiler {
         while let pending = pendingRefs.popLast() {
             nodes[pending.node].ref = try resolve(pending.ref, at: pending.path)
         }
+        try refuseInPlaceCycles()
         return nodes
+    }
+
+    /// Refuses a `$ref` cycle that returns to a schema without stepping into the instance
+    /// (`{"$ref": "#"}`, or `a → b → a` through `$ref`, `allOf`, `not`, …): evaluating it would
+    /// never end. Cycles through `properties`, `items` and the like are fine, because each step
+    /// goes one level down a finite instance.
+    private func refuseInPlaceCycles() throws(SluiceError) {
+        enum Mark { case unvisited, active, done }
+        var marks = [Mark](repeating: .unvisited, count: nodes.count)
+        for root in nodes.indices where marks[root] == .unvisited {
+            // Iterative depth-first search: (node, index of the next edge to follow).
+            var stack: [(node: Int, edge: Int)] = [(root, 0)]
+            marks[root] = .active
+            while let top = stack.last {
+                let edges = nodes[top.node].inPlaceSubschemas
+                if top.edge == edges.count {
+                    marks[top.node] = .done
+                    stack.removeLast()
+                    continue
+                }
+                stack[stack.count - 1].edge += 1
+                let next = edges[top.edge]
+                switch marks[next] {
+                case .active:
+                    throw invalid(
+                        "the schema at \"\(nodes[next].path)\" refers back to itself through $ref without "
+                            + "descending into the instance, so validation would never end",
+                        at: nodes[top.node].path)
+                case .unvisited:
+                    marks[next] = .active
+                    stack.append((next, 0))
+                case .done:
+                    break
+                }
+            }
+        }
+    }
+
+    /// The root's `$id` without a fragment, when it has one: refs to it stay inside the document.
+    private var rootIdentifier: String? {
+        guard case .object(let root) = document, case .string(let id)? = root["$id"] else { return nil }
+        return id.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+    }
+
+    /// Whether a ref's URI part (before `#`) names this document: its own `$id`, absolute or
+    /// relative to itself.
+    private func namesThisDocument(_ base: String) -> Bool {
+        guard let rootIdentifier, !rootIdentifier.isEmpty else { return false }
+        if base == rootIdentifier { return true }
+        guard !base.contains(":") else { return false }
+        let resolved: String
+        if base.hasPrefix("/") {
+            // scheme://authority/path: the authority ends at the first "/" after "//".
+            let slashes = rootIdentifier.indices.filter { rootIdentifier[$0] == "/" }
+            guard slashes.count >= 2 else { return false }
+            let authorityEnd = slashes.count >= 3 ? slashes[2] : rootIdentifier.endIndex
+            resolved = rootIdentifier[..<authorityEnd] + base
+        } else {
+            guard let lastSlash = rootIdentifier.lastIndex(of: "/") else { return false }
+            resolved = rootIdentifier[...lastSlash] + base
+        }
+        return resolved == rootIdentifier
     }
 
     private func invalid(_ message: String, at path: String) -> SluiceError {
@@ -40,6 +103,10 @@ struct SchemaCompiler {
     }
 
     private mutating func resolve(_ ref: String, at path: String) throws(SluiceError) -> Int {
+        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        if !ref.hasPrefix("#"), namesThisDocument(String(parts[0])) {
+            return try resolve("#" + (parts.count > 1 ? parts[1] : ""), at: path)
+        }
         guard ref.hasPrefix("#") else {
             throw unsupported("$ref \"\(ref)\" points outside this document; only refs within the document (\"#…\") are supported", at: path)
         }
@@ -224,12 +291,12 @@ struct SchemaCompiler {
 /// RFC 6901 JSON pointers.
 enum JSONPointer {
     static func escape(_ token: String) -> String {
-        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        guard token.contains("~") || token.contains("/") else { return token }
         return token.replacing("~", with: "~0").replacing("/", with: "~1")
     }
 
     static func unescape(_ token: Substring) -> String {
-        guard token.utf8.contains(UInt8(ascii: "~")) else { return String(token) }
+        guard token.contains("~") else { return String(token) }
         return String(token).replacing("~1", with: "/").replacing("~0", with: "~")
     }
 }

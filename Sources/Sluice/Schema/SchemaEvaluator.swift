@@ -1,196 +1,363 @@
 /// Applies compiled ``SchemaNode``s to an instance.
+///
+/// Two modes share one code path: collecting (``JSONSchema/validate(_:)``) keeps the instance
+/// path and records every violation; probing (``JSONSchema/isValid(_:)``, and the branches of
+/// `anyOf`, `oneOf`, `not`, `if` and `contains`, whose failures are not the caller's) stops at
+/// the first failure and builds no strings at all, which is what keeps validation cheap on the
+/// hot path.
 struct SchemaEvaluator {
-    let nodes: [SchemaNode]
-    /// Collect every violation (``JSONSchema/validate(_:)``) or stop at the first (``JSONSchema/isValid(_:)``).
-    let collect: Bool
-    private var depth = 0
-
-    init(nodes: [SchemaNode], collect: Bool) {
-        self.nodes = nodes
-        self.collect = collect
+    private enum PathToken {
+        case member(String)
+        case index(Int)
     }
 
-    /// Deep enough for any real schema; a `$ref` loop that consumes nothing stops here.
-    private static let maxDepth = 200
+    /// Far deeper than any real schema and instance; reached only by a hand-built instance
+    /// nested absurdly deep, which is then refused instead of exhausting the stack.
+    private static let maxDepth = 1_000
 
-    mutating func evaluate(_ index: Int, _ instance: JSONValue, instancePath: String, violations: inout [SchemaViolation]) -> Bool {
-        let node = nodes[index]
-        if let always = node.alwaysValid {
-            if !always {
-                violations.append(SchemaViolation(instancePath: instancePath, schemaPath: node.path, keyword: "false", message: "no value is allowed here"))
+    /// The schema's node table, borrowed for the duration of one validation: reading nodes in
+    /// place avoids copying (and retaining every array in) a node at each step.
+    private let nodes: UnsafeBufferPointer<SchemaNode>
+    private(set) var violations: [SchemaViolation] = []
+    private var collecting: Bool
+    private var path: [PathToken] = []
+    private var depth = 0
+
+    /// - Important: `nodes` must stay valid for as long as the evaluator is used.
+    init(nodes: UnsafeBufferPointer<SchemaNode>, collecting: Bool) {
+        self.nodes = nodes
+        self.collecting = collecting
+    }
+
+    // MARK: Reporting
+
+    private var instancePath: String {
+        var text = ""
+        for token in path {
+            text += "/"
+            switch token {
+            case .member(let name): text += JSONPointer.escape(name)
+            case .index(let index): text += String(index)
+            }
+        }
+        return text
+    }
+
+    private mutating func report(_ node: UnsafePointer<SchemaNode>, _ keyword: String, _ message: String, member: String? = nil) {
+        var location = instancePath
+        if let member { location += "/" + JSONPointer.escape(member) }
+        violations.append(
+            SchemaViolation(
+                instancePath: location, schemaPath: node.pointee.path + "/" + keyword, keyword: keyword, message: message))
+    }
+
+    // MARK: Evaluation
+
+    /// Evaluates a subschema against a member of the current instance.
+    private mutating func evaluate(_ index: Int, _ value: JSONValue, member: String) -> Bool {
+        guard collecting else { return evaluate(index, value) }
+        path.append(.member(member))
+        defer { path.removeLast() }
+        return evaluate(index, value)
+    }
+
+    /// Evaluates a subschema against an element of the current instance.
+    private mutating func evaluate(_ index: Int, _ value: JSONValue, element: Int) -> Bool {
+        guard collecting else { return evaluate(index, value) }
+        path.append(.index(element))
+        defer { path.removeLast() }
+        return evaluate(index, value)
+    }
+
+    /// Evaluates without recording anything, for keywords that only need a yes or no.
+    private mutating func probe(_ index: Int, _ value: JSONValue) -> Bool {
+        let saved = collecting
+        collecting = false
+        defer { collecting = saved }
+        return evaluate(index, value)
+    }
+
+    mutating func evaluate(_ index: Int, _ instance: JSONValue) -> Bool {
+        let node = nodes.baseAddress.unsafelyUnwrapped + index
+        if let always = node.pointee.alwaysValid {
+            if !always && collecting {
+                violations.append(
+                    SchemaViolation(
+                        instancePath: instancePath, schemaPath: node.pointee.path, keyword: "false",
+                        message: "no value is allowed here (the schema is false)"))
             }
             return always
         }
         depth += 1
         defer { depth -= 1 }
         guard depth <= Self.maxDepth else {
-            violations.append(SchemaViolation(instancePath: instancePath, schemaPath: node.path, keyword: "$ref", message: "schema recursion deeper than \(Self.maxDepth)"))
+            if collecting { report(node, "$ref", "instance nested too deeply to validate") }
             return false
         }
         var valid = true
-        func fail(_ keyword: String, _ message: String, at path: String? = nil) {
-            valid = false
-            violations.append(SchemaViolation(
-                instancePath: path ?? instancePath, schemaPath: node.path + "/" + keyword, keyword: keyword, message: message))
-        }
-        func done() -> Bool { !valid && !collect }
 
-        if let types = node.types, !types.contains(where: { Self.matches($0, instance) }) {
-            fail("type", "expected \(types.map(\.rawValue).joined(separator: " or ")), got \(Self.typeName(instance))")
-            if done() { return false }
+        if let types = node.pointee.types, !types.contains(where: { Self.instance(instance, hasType: $0) }) {
+            guard collecting else { return false }
+            valid = false
+            let expected = types.map(\.rawValue).joined(separator: " or ")
+            report(node, "type", "expected \(expected), got \(Self.typeName(instance))")
         }
-        if let values = node.enumValues, !values.contains(instance) {
-            fail("enum", "expected one of \(values.map { $0.serialized() }.joined(separator: ", "))")
-            if done() { return false }
+        if let values = node.pointee.enumValues, !values.contains(instance) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "enum", "expected one of \(Self.abbreviated(values)), got \(Self.typeName(instance))")
         }
-        if let constant = node.constValue, constant != instance {
-            fail("const", "expected \(constant.serialized())")
-            if done() { return false }
+        if let constant = node.pointee.constValue, constant != instance {
+            guard collecting else { return false }
+            valid = false
+            report(node, "const", "expected \(Self.abbreviated([constant]))")
         }
-        if let ref = node.ref {
-            var nested: [SchemaViolation] = []
-            if !evaluate(ref, instance, instancePath: instancePath, violations: &nested) {
-                valid = false
-                violations.append(contentsOf: nested)
-                if done() { return false }
-            }
+        if let ref = node.pointee.ref, !evaluate(ref, instance) {
+            guard collecting else { return false }
+            valid = false
         }
 
         switch instance {
         case .number(let number):
-            if let minimum = node.minimum, number < minimum { fail("minimum", "expected at least \(minimum)") }
-            if let maximum = node.maximum, maximum < number { fail("maximum", "expected at most \(maximum)") }
-            if let bound = node.exclusiveMinimum, !(bound < number) { fail("exclusiveMinimum", "expected more than \(bound)") }
-            if let bound = node.exclusiveMaximum, !(number < bound) { fail("exclusiveMaximum", "expected less than \(bound)") }
-            if let divisor = node.multipleOf, !number.isMultiple(of: divisor) { fail("multipleOf", "expected a multiple of \(divisor)") }
+            if !evaluateNumber(node, number) {
+                guard collecting else { return false }
+                valid = false
+            }
         case .string(let text):
-            if node.minLength != nil || node.maxLength != nil {
-                let length = text.unicodeScalars.count
-                if let minimum = node.minLength, length < minimum { fail("minLength", "expected at least \(minimum) characters, got \(length)") }
-                if let maximum = node.maxLength, length > maximum { fail("maxLength", "expected at most \(maximum) characters, got \(length)") }
+            if !evaluateString(node, text) {
+                guard collecting else { return false }
+                valid = false
             }
-            if let pattern = node.pattern, !pattern.matches(text) { fail("pattern", "expected to match \(pattern.source)") }
         case .array(let elements):
-            if let minimum = node.minItems, elements.count < minimum { fail("minItems", "expected at least \(minimum) items, got \(elements.count)") }
-            if let maximum = node.maxItems, elements.count > maximum { fail("maxItems", "expected at most \(maximum) items, got \(elements.count)") }
-            if node.uniqueItems, Set(elements).count != elements.count { fail("uniqueItems", "expected unique items") }
-            if done() { return false }
-            for (offset, schema) in node.prefixItems.enumerated() where offset < elements.count {
-                if !evaluate(schema, elements[offset], instancePath: collect ? instancePath + "/\(offset)" : instancePath, violations: &violations) {
-                    valid = false
-                    if done() { return false }
-                }
-            }
-            if let items = node.items {
-                for offset in node.prefixItems.count..<max(node.prefixItems.count, elements.count) {
-                    if !evaluate(items, elements[offset], instancePath: collect ? instancePath + "/\(offset)" : instancePath, violations: &violations) {
-                        valid = false
-                        if done() { return false }
-                    }
-                }
-            }
-            if let contains = node.contains {
-                var ignored: [SchemaViolation] = []
-                var matching = 0
-                for (offset, element) in elements.enumerated() {
-                    var probe = SchemaEvaluator(nodes: nodes, collect: false)
-                    probe.depth = depth
-                    if probe.evaluate(contains, element, instancePath: instancePath + "/\(offset)", violations: &ignored) { matching += 1 }
-                }
-                let minimum = node.minContains ?? 1
-                if matching < minimum { fail("contains", "expected at least \(minimum) matching item(s), got \(matching)") }
-                if let maximum = node.maxContains, matching > maximum { fail("maxContains", "expected at most \(maximum) matching item(s), got \(matching)") }
+            if !evaluateArray(node, elements) {
+                guard collecting else { return false }
+                valid = false
             }
         case .object(let object):
-            if let minimum = node.minProperties, object.count < minimum { fail("minProperties", "expected at least \(minimum) properties") }
-            if let maximum = node.maxProperties, object.count > maximum { fail("maxProperties", "expected at most \(maximum) properties") }
-            for name in node.required where object[name] == nil {
-                fail("required", "missing required property \"\(name)\"")
-                if done() { return false }
+            if !evaluateObject(node, object) {
+                guard collecting else { return false }
+                valid = false
             }
-            for (name, required) in node.dependentRequired where object[name] != nil {
-                for other in required where object[other] == nil {
-                    fail("dependentRequired", "\"\(name)\" requires \"\(other)\"")
-                }
-            }
-            if done() { return false }
-            if !node.properties.isEmpty || !node.patternProperties.isEmpty || node.additionalProperties != nil {
-                for (name, value) in object.members {
-                    // Paths are only built when violations are collected: a yes/no pass needs none.
-                    let memberPath = collect ? instancePath + "/" + JSONPointer.escape(name) : instancePath
-                    var matched = false
-                    for property in node.properties where property.name == name {
-                        matched = true
-                        if !evaluate(property.node, value, instancePath: memberPath, violations: &violations) {
-                            valid = false
-                            if done() { return false }
-                        }
-                    }
-                    for property in node.patternProperties where property.pattern.matches(name) {
-                        matched = true
-                        if !evaluate(property.node, value, instancePath: memberPath, violations: &violations) {
-                            valid = false
-                            if done() { return false }
-                        }
-                    }
-                    if !matched, let additional = node.additionalProperties {
-                        var nested: [SchemaViolation] = []
-                        if !evaluate(additional, value, instancePath: memberPath, violations: &nested) {
-                            if nodes[additional].alwaysValid == false {
-                                fail("additionalProperties", "property \"\(name)\" is not allowed", at: memberPath)
-                            } else {
-                                valid = false
-                                violations.append(contentsOf: nested)
-                            }
-                            if done() { return false }
-                        }
-                    }
-                }
-            }
-        default:
+        case .null, .bool:
             break
         }
-        if done() { return false }
 
-        for schema in node.allOf where !evaluate(schema, instance, instancePath: instancePath, violations: &violations) {
+        for schema in node.pointee.allOf where !evaluate(schema, instance) {
+            guard collecting else { return false }
             valid = false
-            if done() { return false }
         }
-        if !node.anyOf.isEmpty {
-            var ignored: [SchemaViolation] = []
-            if !node.anyOf.contains(where: { probe($0, instance, instancePath, &ignored) }) {
-                fail("anyOf", "expected to match at least one of \(node.anyOf.count) schemas")
+        if !node.pointee.anyOf.isEmpty, !node.pointee.anyOf.contains(where: { probe($0, instance) }) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "anyOf", "expected to match at least one of \(node.pointee.anyOf.count) subschemas, matched none")
+        }
+        if !node.pointee.oneOf.isEmpty {
+            var matches = 0
+            for schema in node.pointee.oneOf where probe(schema, instance) {
+                matches += 1
+                if matches > 1 { break }
+            }
+            if matches != 1 {
+                guard collecting else { return false }
+                valid = false
+                report(
+                    node, "oneOf",
+                    "expected to match exactly one of \(node.pointee.oneOf.count) subschemas, matched \(matches == 0 ? "none" : "more than one")")
             }
         }
-        if !node.oneOf.isEmpty {
-            var ignored: [SchemaViolation] = []
-            let matches = node.oneOf.filter { probe($0, instance, instancePath, &ignored) }.count
-            if matches != 1 { fail("oneOf", "expected to match exactly one of \(node.oneOf.count) schemas, matched \(matches)") }
+        if let not = node.pointee.not, probe(not, instance) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "not", "expected not to match the schema under \"not\"")
         }
-        if let not = node.not {
-            var ignored: [SchemaViolation] = []
-            if probe(not, instance, instancePath, &ignored) { fail("not", "expected not to match the schema") }
-        }
-        if let condition = node.ifNode {
-            var ignored: [SchemaViolation] = []
-            let branch = probe(condition, instance, instancePath, &ignored) ? node.thenNode : node.elseNode
-            if let branch, !evaluate(branch, instance, instancePath: instancePath, violations: &violations) {
+        if let condition = node.pointee.ifNode {
+            let branch = probe(condition, instance) ? node.pointee.thenNode : node.pointee.elseNode
+            if let branch, !evaluate(branch, instance) {
+                guard collecting else { return false }
                 valid = false
             }
         }
         return valid
     }
 
-    /// Evaluates without collecting, for combinators that only need a yes or no.
-    private mutating func probe(_ index: Int, _ instance: JSONValue, _ instancePath: String, _ ignored: inout [SchemaViolation]) -> Bool {
-        var evaluator = SchemaEvaluator(nodes: nodes, collect: false)
-        evaluator.depth = depth
-        return evaluator.evaluate(index, instance, instancePath: instancePath, violations: &ignored)
+    private mutating func evaluateNumber(_ node: UnsafePointer<SchemaNode>, _ number: JSONNumber) -> Bool {
+        var valid = true
+        if let minimum = node.pointee.minimum, number < minimum {
+            guard collecting else { return false }
+            valid = false
+            report(node, "minimum", "expected at least \(minimum), got \(number)")
+        }
+        if let maximum = node.pointee.maximum, maximum < number {
+            guard collecting else { return false }
+            valid = false
+            report(node, "maximum", "expected at most \(maximum), got \(number)")
+        }
+        if let bound = node.pointee.exclusiveMinimum, !(bound < number) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "exclusiveMinimum", "expected more than \(bound), got \(number)")
+        }
+        if let bound = node.pointee.exclusiveMaximum, !(number < bound) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "exclusiveMaximum", "expected less than \(bound), got \(number)")
+        }
+        if let divisor = node.pointee.multipleOf, !number.isMultiple(of: divisor) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "multipleOf", "expected a multiple of \(divisor), got \(number)")
+        }
+        return valid
     }
 
-    static func matches(_ type: SchemaNode.TypeName, _ instance: JSONValue) -> Bool {
+    private mutating func evaluateString(_ node: UnsafePointer<SchemaNode>, _ text: String) -> Bool {
+        var valid = true
+        if node.pointee.minLength != nil || node.pointee.maxLength != nil {
+            // JSON Schema counts code points: count the bytes that start a UTF-8 sequence.
+            var length = 0
+            for byte in text.utf8 where byte & 0xC0 != 0x80 { length += 1 }
+            if let minimum = node.pointee.minLength, length < minimum {
+                guard collecting else { return false }
+                valid = false
+                report(node, "minLength", "expected at least \(minimum) characters, got \(length)")
+            }
+            if let maximum = node.pointee.maxLength, length > maximum {
+                guard collecting else { return false }
+                valid = false
+                report(node, "maxLength", "expected at most \(maximum) characters, got \(length)")
+            }
+        }
+        if let pattern = node.pointee.pattern, !pattern.matches(text) {
+            guard collecting else { return false }
+            valid = false
+            // The value itself stays out of the message: it may be personal data.
+            report(node, "pattern", "expected a string matching the pattern \(pattern.source)")
+        }
+        return valid
+    }
+
+    private mutating func evaluateArray(_ node: UnsafePointer<SchemaNode>, _ elements: [JSONValue]) -> Bool {
+        var valid = true
+        if let minimum = node.pointee.minItems, elements.count < minimum {
+            guard collecting else { return false }
+            valid = false
+            report(node, "minItems", "expected at least \(minimum) items, got \(elements.count)")
+        }
+        if let maximum = node.pointee.maxItems, elements.count > maximum {
+            guard collecting else { return false }
+            valid = false
+            report(node, "maxItems", "expected at most \(maximum) items, got \(elements.count)")
+        }
+        if node.pointee.uniqueItems, let (first, second) = Self.firstDuplicate(in: elements) {
+            guard collecting else { return false }
+            valid = false
+            report(node, "uniqueItems", "expected unique items, but items \(first) and \(second) are equal")
+        }
+        for (offset, schema) in node.pointee.prefixItems.enumerated() where offset < elements.count {
+            if !evaluate(schema, elements[offset], element: offset) {
+                guard collecting else { return false }
+                valid = false
+            }
+        }
+        if let items = node.pointee.items, elements.count > node.pointee.prefixItems.count {
+            for offset in node.pointee.prefixItems.count..<elements.count where !evaluate(items, elements[offset], element: offset) {
+                guard collecting else { return false }
+                valid = false
+            }
+        }
+        if let contains = node.pointee.contains {
+            let minimum = node.pointee.minContains ?? 1
+            var matching = 0
+            for element in elements where probe(contains, element) { matching += 1 }
+            if matching < minimum {
+                guard collecting else { return false }
+                valid = false
+                let keyword = node.pointee.minContains == nil ? "contains" : "minContains"
+                report(node, keyword, "expected at least \(minimum) item(s) matching \"contains\", got \(matching)")
+            }
+            if let maximum = node.pointee.maxContains, matching > maximum {
+                guard collecting else { return false }
+                valid = false
+                report(node, "maxContains", "expected at most \(maximum) item(s) matching \"contains\", got \(matching)")
+            }
+        }
+        return valid
+    }
+
+    private mutating func evaluateObject(_ node: UnsafePointer<SchemaNode>, _ object: JSONObject) -> Bool {
+        var valid = true
+        if let minimum = node.pointee.minProperties, object.count < minimum {
+            guard collecting else { return false }
+            valid = false
+            report(node, "minProperties", "expected at least \(minimum) properties, got \(object.count)")
+        }
+        if let maximum = node.pointee.maxProperties, object.count > maximum {
+            guard collecting else { return false }
+            valid = false
+            report(node, "maxProperties", "expected at most \(maximum) properties, got \(object.count)")
+        }
+        for name in node.pointee.required where object[name] == nil {
+            guard collecting else { return false }
+            valid = false
+            report(node, "required", "missing required property \"\(name)\"")
+        }
+        for (name, required) in node.pointee.dependentRequired where object[name] != nil {
+            for other in required where object[other] == nil {
+                guard collecting else { return false }
+                valid = false
+                report(node, "dependentRequired", "property \"\(name)\" requires property \"\(other)\", which is missing")
+            }
+        }
+        guard node.pointee.appliesToMembers else { return valid }
+        if node.pointee.patternProperties.isEmpty && node.pointee.additionalProperties == nil {
+            // Only `properties`: look each one up instead of matching every member.
+            for (name, schema) in node.pointee.properties {
+                guard let value = object[name] else { continue }
+                if !evaluate(schema, value, member: name) {
+                    guard collecting else { return false }
+                    valid = false
+                }
+            }
+            return valid
+        }
+        for (name, value) in object.members {
+            var matched = false
+            let length = name.utf8.count
+            for property in node.pointee.properties where property.name.utf8.count == length && property.name == name {
+                matched = true
+                if !evaluate(property.node, value, member: name) {
+                    guard collecting else { return false }
+                    valid = false
+                }
+            }
+            for property in node.pointee.patternProperties where property.pattern.matches(name) {
+                matched = true
+                if !evaluate(property.node, value, member: name) {
+                    guard collecting else { return false }
+                    valid = false
+                }
+            }
+            if !matched, let additional = node.pointee.additionalProperties {
+                if nodes[additional].alwaysValid == false {
+                    guard collecting else { return false }
+                    valid = false
+                    report(node, "additionalProperties", "property \"\(name)\" is not allowed", member: name)
+                } else if !evaluate(additional, value, member: name) {
+                    guard collecting else { return false }
+                    valid = false
+                }
+            }
+        }
+        return valid
+    }
+
+    // MARK: Helpers
+
+    static func instance(_ instance: JSONValue, hasType type: SchemaNode.TypeName) -> Bool {
         switch (type, instance) {
-        case (.null, .null), (.boolean, .bool), (.object, .object), (.array, .array), (.number, .number), (.string, .string): true
+        case (.null, .null), (.boolean, .bool), (.object, .object), (.array, .array), (.number, .number),
+            (.string, .string):
+            true
         case (.integer, .number(let number)): number.isInteger
         default: false
         }
@@ -205,5 +372,29 @@ struct SchemaEvaluator {
         case .number(let number): number.isInteger ? "integer" : "number"
         case .string: "string"
         }
+    }
+
+    /// Schema values for a message, cut short so a large `enum` does not flood logs.
+    static func abbreviated(_ values: [JSONValue]) -> String {
+        var text = ""
+        for (offset, value) in values.enumerated() {
+            if offset > 0 { text += ", " }
+            if text.utf8.count > 120 { return text + "…" }
+            text += value.serialized()
+        }
+        return text
+    }
+
+    /// The positions of the first two equal elements, by JSON Schema equality.
+    static func firstDuplicate(in elements: [JSONValue]) -> (Int, Int)? {
+        guard elements.count > 1 else { return nil }
+        // Hashing keeps this linear: a hostile array of a million items must not cost 10^12 steps.
+        var seen: [JSONValue: Int] = [:]
+        seen.reserveCapacity(elements.count)
+        for (offset, element) in elements.enumerated() {
+            if let earlier = seen[element] { return (earlier, offset) }
+            seen[element] = offset
+        }
+        return nil
     }
 }

@@ -1,14 +1,15 @@
 /// One way an instance fails a ``JSONSchema``.
-public struct SchemaViolation: Sendable, Hashable, CustomStringConvertible {
-    /// JSON pointer (RFC 6901) to the failing part of the instance; `""` is the instance itself.
+public struct SchemaViolation: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// Where in the instance, as a JSON pointer (RFC 6901); `""` is the instance itself.
     public var instancePath: String
-    /// JSON pointer to the failing keyword in the schema.
+    /// Where in the schema, as a JSON pointer to the failing keyword, e.g. `/properties/amount/minimum`.
     public var schemaPath: String
-    /// The keyword that failed, e.g. `type` or `required`.
+    /// The failing keyword, e.g. `minimum`.
     public var keyword: String
-    /// What was expected, for a person: "expected integer, got string".
+    /// What was expected and what was found, e.g. `expected integer, got string`.
     public var message: String
 
+    /// Creates a violation.
     public init(instancePath: String, schemaPath: String, keyword: String, message: String) {
         self.instancePath = instancePath
         self.schemaPath = schemaPath
@@ -17,6 +18,6 @@ public struct SchemaViolation: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(instancePath.isEmpty ? "/" : instancePath): \(keyword): \(message)"
+        "\(instancePath.isEmpty ? "/" : instancePath): \(message) (\(keyword) at \(schemaPath.isEmpty ? "/" : schemaPath))"
     }
 }
