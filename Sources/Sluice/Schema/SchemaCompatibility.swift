@@ -389,25 +389,10 @@ private struct Comparer {
     /// Resolves a `$ref` that is a JSON pointer within the document (`#`, `#/$defs/money`).
     static func resolve(_ reference: String, in root: JSONValue) -> JSONValue? {
         guard reference.hasPrefix("#") else { return nil }
-        let pointer = reference.dropFirst()
-        if pointer.isEmpty { return root }
-        guard pointer.hasPrefix("/") else { return nil }
-        var current = root
-        for rawToken in pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-            let token = String(rawToken).removingPercentEncodingIfPossible
-                .replacingTildeEscapes
-            switch current {
-            case .object(let object):
-                guard let next = object[token] else { return nil }
-                current = next
-            case .array(let elements):
-                guard let index = Int(token), elements.indices.contains(index) else { return nil }
-                current = elements[index]
-            default:
-                return nil
-            }
-        }
-        return current
+        // The same resolution the validator's compiler uses, so both read a `$ref` alike.
+        let pointer = String(reference.dropFirst()).removingPercentEncodingForPointer()
+        guard pointer.isEmpty || pointer.hasPrefix("/") else { return nil }
+        return root.resolve(pointer: pointer)
     }
 
     static func describe(_ value: JSONValue?) -> String { value?.compactText ?? "any" }
@@ -440,30 +425,3 @@ extension JSONValue {
     }
 }
 
-extension String {
-    /// `~1` → `/`, `~0` → `~` (RFC 6901; in this order).
-    fileprivate var replacingTildeEscapes: String {
-        guard contains("~") else { return self }
-        var result = ""
-        var iterator = makeIterator()
-        while let character = iterator.next() {
-            if character == "~" {
-                switch iterator.next() {
-                case "0": result.append("~")
-                case "1": result.append("/")
-                case let other?: result += "~\(other)"
-                case nil: result.append("~")
-                }
-            } else {
-                result.append(character)
-            }
-        }
-        return result
-    }
-
-    /// `$ref`s are URI references, so pointer tokens may be percent-encoded.
-    fileprivate var removingPercentEncodingIfPossible: String {
-        guard contains("%") else { return self }
-        return removingPercentEncoding ?? self
-    }
-}
