@@ -111,7 +111,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     /// Drains the lanes, commits, and leaves the group.
     private func shutDown() async {
         await dispatcher.drainAll(deadline: .now + configuration.shutdownTimeout)
-        await commitNow(reason: "shutdown")
+        await commitNow(.shutdown)
         do {
             try await consumer.close()
         } catch {
@@ -123,13 +123,20 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     private func commitPeriodically() async throws {
         while !Task.isCancelled {
             try await Task.sleep(for: configuration.commitInterval)
-            await commitNow(reason: "interval")
+            await commitNow(.interval)
             recordLag()
         }
     }
 
     /// Commits every watermark that moved, unless a revocation is committing right now.
-    private func commitNow(reason: String) async {
+    private enum CommitReason: String {
+        /// The periodic commit: only partitions this member still owns.
+        case interval
+        /// The last commit before leaving: every watermark, lanes are already gone.
+        case shutdown
+    }
+
+    private func commitNow(_ reason: CommitReason) async {
         let go = committing.withLock { state in
             guard state.revoking == 0, !state.inFlight else { return false }
             state.inFlight = true
@@ -138,7 +145,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         guard go else { return }
         defer { committing.withLock { $0.inFlight = false } }
         let owned = dispatcher.assignedPartitions
-        let offsets = watermarks.uncommitted().filter { reason == "shutdown" || owned.contains($0.key) }
+        let offsets = watermarks.uncommitted().filter { reason == .shutdown || owned.contains($0.key) }
         guard !offsets.isEmpty else { return }
         do {
             try await consumer.commit(offsets)
@@ -146,7 +153,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         } catch {
             // Not lost: the watermarks stay uncommitted and the next tick commits them.
             failedCommits.increment()
-            logger.warning("commit failed; will retry", metadata: ["error": "\(error)", "commit.reason": "\(reason)"])
+            logger.warning("commit failed; will retry", metadata: ["error": "\(error)", "commit.reason": "\(reason.rawValue)"])
         }
     }
 
@@ -194,7 +201,8 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         defer { committing.withLock { $0.revoking -= 1 } }
         while committing.withLock({ $0.inFlight }) { try? await Task.sleep(for: .milliseconds(2)) }
         let positions = await dispatcher.revoke(partitions, deadline: .now + configuration.revocationTimeout)
-        let offsets = positions.compactMapValues { $0 }.filter { watermarks.uncommitted()[$0.key] != nil }
+        let uncommitted = watermarks.uncommitted()
+        let offsets = positions.filter { uncommitted[$0.key] != nil }
         if !lost && !offsets.isEmpty {
             do {
                 try await consumer.commit(offsets)

@@ -40,7 +40,9 @@ public struct JSONSchema: Sendable {
     /// For `anyOf`, `oneOf`, `not` and `contains`, which fail as a whole, one violation names
     /// the keyword rather than listing every branch's failures.
     public func validate(_ instance: JSONValue) -> [SchemaViolation] {
-        nodes.withUnsafeBufferPointer { nodes in
+        // Most instances are valid: answer those with the pass that builds no paths or messages.
+        if isValid(instance) { return [] }
+        return nodes.withUnsafeBufferPointer { nodes in
             var evaluator = SchemaEvaluator(nodes: nodes, collecting: true)
             _ = evaluator.evaluate(0, instance)
             return evaluator.violations
