@@ -37,7 +37,13 @@ public protocol DedupeTransaction: SendableMetatype {
 
     /// Records that `handler` processed `eventID`. When the record exists (a `reprocess` replay),
     /// it is updated: count incremented, time and hash replaced.
-    func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws
+    ///
+    /// - Returns: The record's process count after this call: 1 when it is new. A caller that
+    ///   found no record before and gets more than 1 back raced a concurrent transaction that
+    ///   recorded the same event (two consumers during a rebalance) and must roll back.
+    ///   Implementations insert with a unique key (`ON CONFLICT`), never read-then-write.
+    @discardableResult
+    func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int
 
     /// Stores the offset `group` resumes `partition` from.
     func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws

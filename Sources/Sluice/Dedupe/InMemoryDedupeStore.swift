@@ -53,17 +53,20 @@ public final class InMemoryDedupeStore: DedupeStore {
             return store.tables.withLock { $0.processed[key] }
         }
 
-        public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws {
+        @discardableResult
+        public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int {
             let key = ProcessedKey(group: group, handler: handler, eventID: eventID)
             if var existing = try await processedEvent(group: group, handler: handler, eventID: eventID) {
                 existing.processCount += 1
                 existing.processedAt = time
                 existing.payloadHash = payloadHash
                 writes.processed[key] = existing
+                return existing.processCount
             } else {
                 writes.processed[key] = ProcessedEvent(
                     group: group, handler: handler, eventID: eventID, payloadHash: payloadHash, processedAt: time, processCount: 1)
                 writes.newlyProcessed.insert(key)
+                return 1
             }
         }
 

@@ -41,6 +41,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         public var isReplay = false
         /// Decode, validate and route, but call no handler and write no dead letter. Default: `false`.
         public var dryRun = false
+        /// Whether each record's transaction stores its partition's next offset for ``group``.
+        /// Replays turn it off: they must not move the live group's position. Default: `true`.
+        public var storesOffsets = true
 
         public init(group: String) {
             self.group = group
@@ -127,7 +130,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         let payloadHash = PayloadHash.of(record.value ?? [])
         var sawHandled = false
         for (index, route) in routes.enumerated() {
-            let isLast = index == routes.count - 1
+            let isLast = index == routes.count - 1 && configuration.storesOffsets
             switch await run(route, envelope: envelope, record: record, payloadHash: payloadHash, storesOffset: isLast, logger: logger) {
             case .handled: sawHandled = true
             case .duplicate: continue
@@ -169,7 +172,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             let context = (attempt: attempt, logger: handlerLogger)
             do {
                 let result = try await store.withTransaction { transaction -> TransactionResult in
-                    if let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID) {
+                    let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
+                    if let existing {
                         if existing.payloadHash != payloadHash { return .mismatch(stored: existing.payloadHash) }
                         if dedupe == .respect {
                             if storesOffset { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
@@ -180,8 +184,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         envelope: envelope, record: record, logger: context.logger, isReplay: isReplay,
                         attempt: context.attempt, handlerName: route.name, transaction: transaction)
                     try await route.invoke(envelope, self.upcasters, handlerContext)
-                    try await transaction.markProcessed(
+                    let count = try await transaction.markProcessed(
                         group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
+                    if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
                     if storesOffset { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
                     return .handled
                 }
@@ -266,6 +271,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 delay = min(delay * 2, configuration.deadLetters.maxRetryDelay)
             }
         }
+    }
+
+    /// The error of a transaction that found no record of an event and then saw its insert meet
+    /// one: another consumer processed the event meanwhile. Retriable: the retry rolls back this
+    /// handler's writes and finds the event processed.
+    static func concurrentlyProcessed(_ eventID: String) -> SluiceError {
+        SluiceError(code: .storeConflict, message: "event \(eventID) was recorded by a concurrent transaction", isRetriable: true)
     }
 
     /// `event_id` and `correlation_id` of a value that failed validation, when it is JSON that has them.
