@@ -27,11 +27,23 @@ public protocol ConsumerServiceDefinition: Sendable {
     /// The service's handlers.
     static func router() -> EventRouter<Store.Transaction>
 
-    /// Opens the store named by `--database` (a SQLite path or a `postgres://` URL).
+    /// The service's own tables: applied by the store at start-up, each once, after the
+    /// store's own. Default: none.
+    static func migrations() -> [StoreMigration]
+
+    /// Opens the store named by `--database` (a SQLite path or a `postgres://` URL). Services
+    /// whose `Store` is ``SQLDedupeStore`` get it for free.
     static func openStore(database: String, logger: Logger) async throws -> Store
 }
 
 extension ConsumerServiceDefinition {
     public static var schemasDirectory: String { "EventSchemas" }
     public static func upcasters() -> [Upcaster] { [] }
+    public static func migrations() -> [StoreMigration] { [] }
+}
+
+extension ConsumerServiceDefinition where Store == SQLDedupeStore {
+    public static func openStore(database: String, logger: Logger) async throws -> SQLDedupeStore {
+        try await SQLDedupeStore.open(DatabaseLocation(parsing: database), migrations: migrations(), logger: logger)
+    }
 }

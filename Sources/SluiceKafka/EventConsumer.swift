@@ -32,6 +32,9 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         public var revocationTimeout: Duration = .seconds(30)
         /// How long graceful shutdown lets lanes drain before it stops them. Default: 30 s.
         public var shutdownTimeout: Duration = .seconds(30)
+        /// How long processed-event records are kept, pruned in the background; `nil` prunes
+        /// nothing (another process prunes the shared store). Default: ``ProcessedEventRetention/init(horizon:interval:)``.
+        public var retention: ProcessedEventRetention? = ProcessedEventRetention()
 
         public init(consumer: KafkaConsumerConfiguration, topics: [String]) {
             self.consumer = consumer
@@ -86,8 +89,8 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         let bridge = RebalanceBridge()
         self.consumer = try KafkaConsumer(configuration: configuration.consumer, rebalanceListener: bridge, logger: logger)
         self.dispatcher = PartitionDispatcher(
-            configuration: configuration.dispatcher, watermarks: watermarks, flowControl: consumer, logger: logger
-        ) { record in await pipeline.process(record) }
+            configuration: configuration.dispatcher, watermarks: watermarks, flowControl: consumer, logger: logger,
+            batchProcessor: { records in await pipeline.process(records) })
         bridge.attach(self)
     }
 
@@ -96,6 +99,10 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         logger.info("consuming", metadata: ["kafka.topics": "\(configuration.topics)", "kafka.group": "\(configuration.pipeline.group)"])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.commitPeriodically() }
+            if let retention = self.configuration.retention {
+                let pruner = ProcessedEventPruner(store: self.store, retention: retention, logger: self.logger)
+                group.addTask { try await pruner.run() }
+            }
             // Graceful shutdown cancels only the fetching: the batch sequence ends when cancelled.
             try await cancelWhenGracefulShutdown {
                 for try await batch in self.consumer.batches {

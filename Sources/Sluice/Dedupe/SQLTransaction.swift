@@ -177,6 +177,9 @@ public struct StoreMigration: Sendable, Hashable {
 extension SluiceError.Code {
     /// A store migration failed; the store did not open.
     public static let storeMigrationFailed: Self = "STORE_MIGRATION_FAILED"
+    /// The database refused a statement (a syntax error, a constraint of the handler's own
+    /// tables); not retriable.
+    public static let storeStatementFailed: Self = "STORE_STATEMENT_FAILED"
     /// The `--database` value is neither a SQLite path nor a `postgres://` URL the store accepts.
     public static let storeLocationInvalid: Self = "STORE_LOCATION_INVALID"
 }

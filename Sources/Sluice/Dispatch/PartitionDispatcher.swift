@@ -14,6 +14,9 @@ public final class PartitionDispatcher: Sendable {
         public var laneCapacity: Int = 1_000
         /// A paused partition resumes when its lane holds fewer records than this. Default: 250.
         public var resumeBelow: Int = 250
+        /// Queued records a lane hands its processor at once at most, so that the pipeline can
+        /// commit them in one store transaction. Default: 100.
+        public var maxBatch: Int = 100
 
         public init() {}
     }
@@ -34,12 +37,31 @@ public final class PartitionDispatcher: Sendable {
     /// - Parameters:
     ///   - processor: Gives each record its outcome. It is called for one record of a partition
     ///     at a time, in offset order.
-    public init(
+    public convenience init(
         configuration: Configuration = Configuration(),
         watermarks: OffsetWatermarks,
         flowControl: any PartitionFlowControl,
         logger: Logger,
         processor: @escaping @Sendable (Record) async -> RecordOutcome
+    ) {
+        var configuration = configuration
+        configuration.maxBatch = 1
+        self.init(configuration: configuration, watermarks: watermarks, flowControl: flowControl, logger: logger) { records in
+            [await processor(records[0])]
+        }
+    }
+
+    /// - Parameters:
+    ///   - batchProcessor: Gives consecutive records of one partition (at most
+    ///     ``Configuration/maxBatch``, in offset order) one outcome each, in order; after an
+    ///     ``RecordOutcome/abandoned`` one, every later one must be abandoned too. It is called
+    ///     for one batch of a partition at a time. ``EventPipeline/process(_:)-([Record])`` is one.
+    public init(
+        configuration: Configuration = Configuration(),
+        watermarks: OffsetWatermarks,
+        flowControl: any PartitionFlowControl,
+        logger: Logger,
+        batchProcessor processor: @escaping @Sendable ([Record]) async -> [RecordOutcome]
     ) {
         self.configuration = configuration
         self.watermarks = watermarks
@@ -72,7 +94,7 @@ public final class PartitionDispatcher: Sendable {
             for partition in partitions where lanes[partition] == nil {
                 lanes[partition] = PartitionLane(
                     partition: partition, watermarks: watermarks, resumeBelow: configuration.resumeBelow,
-                    processor: processor
+                    maxBatch: configuration.maxBatch, processor: processor
                 ) { [flowCommands] partition in flowCommands.yield(.resume(partition)) }
             }
         }

@@ -6,20 +6,34 @@ import Synchronization
 ///
 /// The lane's queue is bounded by the dispatcher, which pauses the partition when it is full.
 final class PartitionLane: Sendable {
-    typealias Processor = @Sendable (Record) async -> RecordOutcome
+    /// Gives consecutive records of the partition their outcomes, one per record, in order.
+    typealias Processor = @Sendable ([Record]) async -> [RecordOutcome]
 
     private struct State {
         var queue: [Record] = []
         var head = 0
-        var waiter: CheckedContinuation<Record?, Never>?
+        var waiter: CheckedContinuation<[Record]?, Never>?
         var stopping = false
-        var inFlight: Record?
+        var inFlight: [Record] = []
         /// Offset of the last record enqueued, to drop records delivered twice (after a seek).
         var lastEnqueued: Offset?
         var paused = false
         var counts: [RecordOutcome: Int] = [:]
 
         var depth: Int { queue.count - head }
+
+        /// Removes up to `count` records from the front of the queue and marks them in flight.
+        mutating func take(_ count: Int) -> [Record] {
+            let end = min(queue.count, head + count)
+            let records = Array(queue[head..<end])
+            head = end
+            if head > 1_024 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            inFlight = records
+            return records
+        }
     }
 
     let partition: TopicPartition
@@ -28,14 +42,17 @@ final class PartitionLane: Sendable {
     private let watermarks: OffsetWatermarks
     private let onDrained: @Sendable (TopicPartition) -> Void
     private let resumeBelow: Int
+    private let maxBatch: Int
 
     /// - Parameters:
     ///   - resumeBelow: When the lane's partition is paused and fewer records than this wait,
     ///     `onDrained` is called (once per pause).
+    ///   - maxBatch: Records handed to the processor at once at most (what is queued, up to this).
     init(
         partition: TopicPartition,
         watermarks: OffsetWatermarks,
         resumeBelow: Int,
+        maxBatch: Int,
         processor: @escaping Processor,
         onDrained: @escaping @Sendable (TopicPartition) -> Void
     ) {
@@ -43,42 +60,46 @@ final class PartitionLane: Sendable {
         self.watermarks = watermarks
         self.resumeBelow = resumeBelow
         self.onDrained = onDrained
+        self.maxBatch = max(1, maxBatch)
         let loop = Task { [self] in
-            while let record = await next() {
-                let outcome = await processor(record)
-                state.withLock { state in
-                    state.inFlight = nil
-                    state.counts[outcome, default: 0] += 1
+            while let batch = await next() {
+                let outcomes = await processor(batch)
+                precondition(outcomes.count == batch.count, "a lane's processor gives one outcome per record")
+                let abandoned = state.withLock { state in
+                    state.inFlight = []
+                    for outcome in outcomes { state.counts[outcome, default: 0] += 1 }
+                    return outcomes.contains(.abandoned)
                 }
-                guard outcome.isDurable else { break }
-                watermarks.advance(record.topicPartition, to: record.offset.next)
+                // Outcomes are in offset order, and everything after an abandoned record is
+                // abandoned too: the watermark moves to the last durable one.
+                if let index = outcomes.lastIndex(where: \.isDurable) {
+                    let last = batch[index]
+                    watermarks.advance(last.topicPartition, to: last.offset.next)
+                }
+                if abandoned { break }
                 checkDrained()
             }
         }
         task.withLock { $0 = loop }
     }
 
-    private func next() async -> Record? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Record?, Never>) in
-            enum Step { case end, record(Record), wait }
+    /// The next records to process: what is queued, up to ``maxBatch``; waits when nothing is.
+    private func next() async -> [Record]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[Record]?, Never>) in
+            enum Step { case end, records([Record]), wait }
+            let maxBatch = self.maxBatch
             let step: Step = state.withLock { state in
                 if state.stopping { return .end }
                 if state.depth > 0 {
-                    let record = state.queue[state.head]
-                    state.head += 1
-                    if state.head > 1_024 && state.head * 2 > state.queue.count {
-                        state.queue.removeFirst(state.head)
-                        state.head = 0
-                    }
-                    state.inFlight = record
-                    return .record(record)
+                    let records = state.take(maxBatch)
+                    return .records(records)
                 }
                 state.waiter = continuation
                 return .wait
             }
             switch step {
             case .end: continuation.resume(returning: nil)
-            case .record(let record): continuation.resume(returning: record)
+            case .records(let records): continuation.resume(returning: records)
             case .wait: break
             }
         }
@@ -87,21 +108,20 @@ final class PartitionLane: Sendable {
     /// Adds records of this partition (in offset order) and returns the queue depth.
     @discardableResult
     func enqueue(_ records: [Record]) -> Int {
-        let (waiter, record, depth): (CheckedContinuation<Record?, Never>?, Record?, Int) = state.withLock { state in
-            guard !state.stopping else { return (nil, nil, state.depth) }
+        let maxBatch = self.maxBatch
+        let (waiter, taken, depth): (CheckedContinuation<[Record]?, Never>?, [Record], Int) = state.withLock { state in
+            guard !state.stopping else { return (nil, [], state.depth) }
             for record in records {
                 if let last = state.lastEnqueued, record.offset <= last { continue }
                 state.queue.append(record)
                 state.lastEnqueued = record.offset
             }
-            guard let waiter = state.waiter, state.depth > 0 else { return (nil, nil, state.depth) }
+            guard let waiter = state.waiter, state.depth > 0 else { return (nil, [], state.depth) }
             state.waiter = nil
-            let record = state.queue[state.head]
-            state.head += 1
-            state.inFlight = record
-            return (waiter, record, state.depth)
+            let taken = state.take(maxBatch)
+            return (waiter, taken, state.depth)
         }
-        waiter?.resume(returning: record)
+        waiter?.resume(returning: taken)
         return depth
     }
 
