@@ -145,6 +145,18 @@ let package = Package(
             path: "Tests/Support/TestConsumer",
             swiftSettings: strictSettings
         ),
+        // The exactly-once tests' consumer: balances in SQLite or PostgreSQL, killed at will.
+        .executableTarget(
+            name: "sluice-test-balance-consumer",
+            dependencies: [
+                "Sluice",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support/BalanceConsumer",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SluiceTests",
             dependencies: [
@@ -160,6 +172,8 @@ let package = Package(
                 "Sluice",
                 "SluiceKafka",
                 "SluiceTesting",
+                "SluiceSQLite",
+                "SluiceCLI",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

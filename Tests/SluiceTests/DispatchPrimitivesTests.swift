@@ -95,7 +95,7 @@ struct DispatchPrimitivesTests {
         #expect(store.processedEvents.isEmpty)
         #expect(try await store.storedOffsets(group: "g", partitions: [partition]).isEmpty)
 
-        try await store.withTransaction { transaction in
+        _ = try await store.withTransaction { transaction in
             transaction.setValue(.number(JSONNumber(Int64(1))), forKey: "balance")
             _ = try? await transaction.withSavepoint {
                 transaction.setValue(.number(JSONNumber(Int64(99))), forKey: "balance")
@@ -111,7 +111,7 @@ struct DispatchPrimitivesTests {
         let error = await #expect(throws: SluiceError.self) {
             try await store.withTransaction { outer in
                 try await outer.markProcessed(group: "g", handler: "h", eventID: "e2", payloadHash: "x", at: Date())
-                try await store.withTransaction { inner in
+                _ = try await store.withTransaction { inner in
                     try await inner.markProcessed(group: "g", handler: "h", eventID: "e2", payloadHash: "x", at: Date())
                 }
             }
@@ -119,7 +119,7 @@ struct DispatchPrimitivesTests {
         #expect(error?.code == .storeConflict && error?.isRetriable == true)
 
         // Reprocessing updates the record instead of failing.
-        try await store.withTransaction { transaction in
+        _ = try await store.withTransaction { transaction in
             try await transaction.markProcessed(group: "g", handler: "h", eventID: "e1", payloadHash: "y", at: Date())
         }
         let e1 = try #require(store.processedEvents.first { $0.eventID == "e1" })

@@ -105,7 +105,7 @@ public enum SQLDialect: String, Sendable, Hashable {
 /// router.on("billing.payment_authorized", as: Payment.self, handler: "balances") { event, context in
 ///     try await context.transaction.execute(
 ///         "UPDATE balances SET cents = cents + ? WHERE account = ?",
-///         [.integer(event.data.amountCents), .text(event.data.account)])
+///         [.integer(event.payload.amountCents), .text(event.payload.account)])
 /// }
 /// ```
 public protocol SQLTransaction: DedupeTransaction {

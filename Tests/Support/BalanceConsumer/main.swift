@@ -1,0 +1,100 @@
+// A consumer service for the exactly-once tests: each `ledger.amount_posted` event adds its amount
+// to a balance row in the handler's transaction, on SQLite or PostgreSQL (`--database`). The tests
+// kill it at random moments and compare every balance with the sum over distinct events.
+//
+// SLUICE_TEST_CRASH_AFTER_COMMITS=N kills the process (SIGKILL) right after its Nth store commit:
+// the database has the effects and the offset, Kafka does not have the commit yet.
+// SLUICE_TEST_LEDGER appends each handler call's event id (calls rolled back included).
+
+import ArgumentParser
+import Foundation
+import Logging
+import Sluice
+import SluiceCLI
+import Synchronization
+
+struct Posting: Decodable, Sendable {
+    var account: String
+    var amount: Int
+}
+
+enum BalanceService: ConsumerServiceDefinition {
+    typealias Store = CrashingStore
+
+    static func migrations() -> [StoreMigration] {
+        [StoreMigration(id: "balances-1", sql: "CREATE TABLE balances (account TEXT PRIMARY KEY, amount BIGINT NOT NULL)")]
+    }
+
+    static func router() -> EventRouter<SQLDedupeStore.Transaction> {
+        let ledger = ProcessInfo.processInfo.environment["SLUICE_TEST_LEDGER"].map(Ledger.init(path:))
+        var router = EventRouter<SQLDedupeStore.Transaction>()
+        router.on("ledger.amount_posted", as: Posting.self, handler: "balances") { event, context in
+            try await context.transaction.execute(
+                """
+                INSERT INTO balances (account, amount) VALUES (?, ?)
+                ON CONFLICT (account) DO UPDATE SET amount = balances.amount + excluded.amount
+                """,
+                [.text(event.payload.account), SQLValue(event.payload.amount)])
+            ledger?.append(event.eventID)
+        }
+        return router
+    }
+
+    static func openStore(database: String, logger: Logger) async throws -> CrashingStore {
+        let base = try await SQLDedupeStore.open(DatabaseLocation(parsing: database), migrations: migrations(), logger: logger)
+        let crashAfter = ProcessInfo.processInfo.environment["SLUICE_TEST_CRASH_AFTER_COMMITS"].flatMap { Int($0) }
+        return CrashingStore(base: base, crashAfterCommits: crashAfter)
+    }
+}
+
+/// The SQL store, killing the process right after its Nth commit when asked.
+final class CrashingStore: DedupeStore {
+    typealias Transaction = SQLDedupeStore.Transaction
+
+    private let base: SQLDedupeStore
+    private let crashAfterCommits: Int?
+    private let commits = Atomic<Int>(0)
+
+    init(base: SQLDedupeStore, crashAfterCommits: Int?) {
+        self.base = base
+        self.crashAfterCommits = crashAfterCommits
+    }
+
+    func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
+        let result = try await base.withTransaction(body)
+        let count = commits.add(1, ordering: .relaxed).newValue
+        if let crashAfterCommits, count >= crashAfterCommits {
+            FileHandle.standardError.write(Data("crashing after store commit \(count)\n".utf8))
+            kill(getpid(), SIGKILL)
+        }
+        return result
+    }
+
+    func storedOffsets(group: String, partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
+        try await base.storedOffsets(group: group, partitions: partitions)
+    }
+
+    func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
+        try await base.pruneProcessedEvents(olderThan: cutoff)
+    }
+}
+
+/// Appends lines with O_APPEND, one write per line.
+final class Ledger: Sendable {
+    private let descriptor: Int32
+
+    init(path: String) {
+        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    }
+
+    func append(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+}
+
+@main
+struct BalanceConsumerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-test-balance-consumer", subcommands: [RunCommand<BalanceService>.self])
+}
