@@ -74,7 +74,7 @@ extension SQLRow {
 }
 
 extension SQLValue {
-    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    private static let secondsStyle = Date.ISO8601FormatStyle()
     private static let dateStyle = Date.ISO8601FormatStyle().year().month().day()
 
     init(postgres cell: PostgresCell) throws {
@@ -97,11 +97,33 @@ extension SQLValue {
         case .bytea:
             self = .blob(buffer.readBytes(length: buffer.readableBytes) ?? [])
         case .timestamptz, .timestamp:
-            self = .text(Self.timestampStyle.format(try cell.decode(Date.self)))
+            guard cell.format == .binary, buffer.readableBytes == 8, let microseconds = buffer.readInteger(as: Int64.self) else {
+                self = .text(try cell.decode(String.self))
+                return
+            }
+            self = .text(Self.iso8601(microsecondsSincePostgresEpoch: microseconds, utcSuffix: cell.dataType == .timestamptz))
         case .date:
             self = .text(Self.dateStyle.format(try cell.decode(Date.self)))
         default:
             self = .text(try cell.decode(String.self))
         }
+    }
+
+    /// `2024-05-06T07:08:09.123Z`: milliseconds, or microseconds when there are any, computed from
+    /// the stored integer so that no floating-point rounding shows.
+    private static func iso8601(microsecondsSincePostgresEpoch microseconds: Int64, utcSuffix: Bool) -> String {
+        if microseconds == .max { return "infinity" }
+        if microseconds == .min { return "-infinity" }
+        var (seconds, fraction) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        if fraction < 0 {
+            seconds -= 1
+            fraction += 1_000_000
+        }
+        var text = secondsStyle.format(Date(timeIntervalSince1970: Double(seconds) + 946_684_800))
+        if text.hasSuffix("Z") { text.removeLast() }
+        let digits = fraction % 1000 == 0 ? String(fraction / 1000) : String(fraction)
+        let width = fraction % 1000 == 0 ? 3 : 6
+        text += "." + String(repeating: "0", count: width - digits.count) + digits
+        return utcSuffix ? text + "Z" : text
     }
 }
