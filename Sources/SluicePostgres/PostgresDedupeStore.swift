@@ -62,6 +62,9 @@ public final class PostgresDedupeStore: DedupeStore {
         logger: Logger
     ) async throws -> PostgresDedupeStore {
         let location = try PostgresStoreLocation(url: url)
+        // The pool retries a failing server for a minute before failing a lease; one direct
+        // connection first fails fast, with the reason (refused, authentication, no such database).
+        try await probe(location, logger: logger)
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.username, password: location.password,
             database: location.database, tls: location.tls)
@@ -75,6 +78,32 @@ public final class PostgresDedupeStore: DedupeStore {
         }
         logger.debug("opened the PostgreSQL dedupe store", metadata: ["store.location": "\(location.description)"])
         return store
+    }
+
+    /// Connects once to `location` and disconnects.
+    ///
+    /// - Throws: ``SluiceError`` with ``SluiceError/Code/storeUnavailable`` saying why it could not connect.
+    private static func probe(_ location: PostgresStoreLocation, logger: Logger) async throws(SluiceError) {
+        do {
+            let configuration = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.username, password: location.password,
+                database: location.database, tls: try location.connectionTLS())
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+        } catch {
+            var reason: String
+            if let error = error as? PSQLError {
+                if let info = error.serverInfo {
+                    reason = "\(info[.message] ?? "server error") (SQLSTATE \(info[.sqlState] ?? "?????"))"
+                } else {
+                    reason = "\(error.code)"
+                    if let underlying = error.underlying { reason += ": \(underlying)" }
+                }
+            } else {
+                reason = "\(error)"
+            }
+            throw SluiceError(code: .storeUnavailable, message: "cannot connect to \(location.description): \(reason)", isRetriable: true)
+        }
     }
 
     /// Closes the pool's connections and stops its background task; the store is unusable after.
@@ -246,25 +275,36 @@ public final class PostgresDedupeStore: DedupeStore {
 }
 
 extension PostgresStoreLocation {
-    /// The PostgresNIO TLS setting for ``tlsMode``.
-    var tls: PostgresClient.Configuration.TLS {
+    /// The TLS configuration of ``tlsMode`` and whether TLS is required; `nil` for `disable`.
+    var tlsSetting: (configuration: TLSConfiguration, isRequired: Bool)? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
         switch tlsMode {
         case .disable:
-            return .disable
+            return nil
         case .allow, .prefer:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            return .prefer(configuration)
+            return (configuration, false)
         case .require:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            return .require(configuration)
+            return (configuration, true)
         case .verifyCA:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .noHostnameVerification
-            return .require(configuration)
+            return (configuration, true)
         case .verifyFull:
-            return .require(.makeClientConfiguration())
+            return (configuration, true)
         }
+    }
+
+    /// The PostgresNIO TLS setting of the pool.
+    var tls: PostgresClient.Configuration.TLS {
+        guard let setting = tlsSetting else { return .disable }
+        return setting.isRequired ? .require(setting.configuration) : .prefer(setting.configuration)
+    }
+
+    /// The TLS setting of a single connection (the start-up probe).
+    func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        guard let setting = tlsSetting else { return .disable }
+        let context = try NIOSSLContext(configuration: setting.configuration)
+        return setting.isRequired ? .require(context) : .prefer(context)
     }
 }

@@ -150,7 +150,7 @@ enum DedupeStoreConformance {
         #expect(otherHandler == 1)
     }
 
-    enum RecordOutcome: Sendable, Equatable {
+    enum RecordOutcome: Sendable, Hashable {
         case committed
         case skipped
         case conflict
@@ -159,7 +159,9 @@ enum DedupeStoreConformance {
     /// Two transactions recording the same new event at once (two consumers during a rebalance):
     /// exactly one commits its handler's write; the other is told of the conflict (or finds the
     /// record), never both.
-    static func concurrentRecordingCommitsOnce<Store: DedupeStore>(_ open: @escaping Open<Store>) async throws
+    /// - Returns: The two transactions' outcomes.
+    @discardableResult
+    static func concurrentRecordingCommitsOnce<Store: DedupeStore>(_ open: @escaping Open<Store>) async throws -> [RecordOutcome]
     where Store.Transaction: SQLTransaction {
         let store = try await open(migrations)
         let rendezvous = Rendezvous(parties: 2)
@@ -174,6 +176,7 @@ enum DedupeStoreConformance {
         // The loser's retry finds the record and skips.
         #expect(try await recordOnce(store, eventID: "e-race", writer: "retry", rendezvous: nil) == .skipped)
         #expect(try await ledgerWriters(store, eventID: "e-race").count == 1)
+        return outcomes
     }
 
     /// What the pipeline does for one record: skip a recorded event, else write, record, and roll
