@@ -112,6 +112,21 @@ public final class PostgresDedupeStore: DedupeStore {
         await runTask.value
     }
 
+    /// Runs `body` in one transaction on one leased connection: `BEGIN`, the body, then `COMMIT`
+    /// when it returns or `ROLLBACK` when it throws.
+    ///
+    /// Statements run at PostgreSQL's default isolation, read committed; the processed-event record's
+    /// unique key is what keeps two consumers from both recording an event (see
+    /// ``Transaction/markProcessed(group:handler:eventID:payloadHash:at:)``).
+    ///
+    /// - Parameter body: The work to do; it must not keep the transaction beyond its return.
+    /// - Returns: What `body` returned, once committed.
+    /// - Throws: The body's own error, unchanged, after rolling back; or ``SluiceError``:
+    ///   ``SluiceError/Code/storeUnavailable`` when no connection can be had or it fails (the
+    ///   message names the step: begin, commit), ``SluiceError/Code/storeConflict`` when the commit
+    ///   meets a serialization failure, deadlock or unique violation (both retriable), or
+    ///   ``SluiceError/Code/storeStatementFailed`` when the body swallowed a failed statement, which
+    ///   made PostgreSQL roll the transaction back at commit.
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
         do {
             return try await client.withConnection { connection in
@@ -163,6 +178,10 @@ public final class PostgresDedupeStore: DedupeStore {
         }
     }
 
+    /// The next offsets stored for these partitions of `group`; partitions without one are absent.
+    ///
+    /// - Throws: ``SluiceError`` when the query fails (``SluiceError/Code/storeUnavailable`` when the
+    ///   database cannot be reached).
     public func storedOffsets(group: String, partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
         guard !partitions.isEmpty else { return [:] }
         let topics = Array(Set(partitions.map(\.topic)))
@@ -187,6 +206,10 @@ public final class PostgresDedupeStore: DedupeStore {
         return offsets
     }
 
+    /// Deletes processed-event records whose `processed_at` is before `cutoff` (indexed).
+    ///
+    /// - Returns: How many records were deleted.
+    /// - Throws: ``SluiceError`` when the statement fails.
     public func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
         var binds = PostgresBindings(capacity: 1)
         binds.append(PostgresTimestamp(date: cutoff))
