@@ -166,6 +166,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The dedupe stores' shared conformance checks, run against a real PostgreSQL (and SQLite).
+        .testTarget(
+            name: "SluiceStoreTests",
+            dependencies: [
+                "Sluice",
+                "SluiceSQLite",
+                "SluicePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SluiceKafkaTests",
             dependencies: [

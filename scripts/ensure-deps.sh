@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs what Sluice needs beyond Swift itself, when it is missing: librdkafka's headers and
-# pkg-config (Debian/Ubuntu package names). Safe to run again: it installs nothing that is there.
+# Installs what Sluice needs beyond Swift itself, when it is missing: librdkafka's headers,
+# pkg-config, and a PostgreSQL server for the PostgreSQL store's tests (Debian/Ubuntu package
+# names). Safe to run again: it installs nothing that is there.
 set -euo pipefail
 
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists rdkafka 2>/dev/null || [ ! -f /usr/include/librdkafka/rdkafka_mock.h ]; then
     missing+=(librdkafka-dev)
+fi
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    missing+=(postgresql)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

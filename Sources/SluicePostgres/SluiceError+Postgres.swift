@@ -1,0 +1,50 @@
+import PostgresNIO
+import Sluice
+
+extension SluiceError.Code {
+    /// The database rejected a statement (a syntax error, a missing table, a violated check…);
+    /// not retriable: running it again fails the same way.
+    public static let storeStatementFailed: Self = "STORE_STATEMENT_FAILED"
+}
+
+extension SluiceError {
+    /// The ``SluiceError`` for an error PostgresNIO (or its pool) threw while the store was at
+    /// `step`: SQLSTATEs of serialization failures, deadlocks and unique violations become
+    /// retriable conflicts, other server errors failed statements, anything else an unavailable
+    /// store.
+    ///
+    /// Messages carry the server's message and SQLSTATE and never the connection's password:
+    /// PostgresNIO's own descriptions are not used, since they can quote the query and its binds.
+    static func postgres(_ error: any Error, step: String) -> SluiceError {
+        if let error = error as? SluiceError { return error }
+        if let error = error as? PSQLError {
+            if error.code == .server, let info = error.serverInfo {
+                let sqlState = info[.sqlState] ?? "?????"
+                var message = "\(step) failed: \(info[.message] ?? "server error") (SQLSTATE \(sqlState))"
+                if let detail = info[.detail] { message += ": \(detail)" }
+                switch sqlState {
+                case "40001", "40P01", "23505":
+                    return SluiceError(code: .storeConflict, message: message, isRetriable: true)
+                case _ where sqlState.hasPrefix("08") || sqlState.hasPrefix("57P") || sqlState.hasPrefix("53"):
+                    // Connection exceptions, shutdowns and exhausted resources: the server, not the statement.
+                    return SluiceError(code: .storeUnavailable, message: message, isRetriable: true)
+                default:
+                    return SluiceError(code: .storeStatementFailed, message: message, isRetriable: false)
+                }
+            }
+            return SluiceError(
+                code: .storeUnavailable, message: "\(step) failed: the database is unreachable (\(error.code))", isRetriable: true)
+        }
+        if let error = error as? PostgresDecodingError {
+            return SluiceError(
+                code: .storeStatementFailed,
+                message: "\(step) failed: cannot read column '\(error.columnName)' of type \(error.postgresType)",
+                isRetriable: false)
+        }
+        if error is CancellationError {
+            return SluiceError(code: .storeUnavailable, message: "\(step) was cancelled", isRetriable: true)
+        }
+        return SluiceError(
+            code: .storeUnavailable, message: "\(step) failed: the database is unreachable (\(type(of: error)))", isRetriable: true)
+    }
+}
