@@ -115,6 +115,7 @@ let package = Package(
             dependencies: [
                 "Sluice",
                 "SluiceKafka",
+                "SluiceCLI",
                 "CRawConsumeLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,6 +187,7 @@ let package = Package(
                 "SluiceTesting",
                 "SluiceSQLite",
                 "SluiceCLI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Sluice
+import SluicePostgres
 import SluiceSQLite
 
 /// The store `--database` opens: SQLite or PostgreSQL behind one type, so one service binary
@@ -11,6 +12,12 @@ import SluiceSQLite
 /// ``ConsumerServiceDefinition/migrations()`` applied.
 public enum SQLDedupeStore: DedupeStore {
     case sqlite(SQLiteDedupeStore)
+    case postgres(PostgresDedupeStore)
+
+    /// Closes the store's connections (PostgreSQL's pool; SQLite closes with its last reference).
+    public func close() async {
+        if case .postgres(let store) = self { await store.close() }
+    }
 
     /// Opens the store at `location`, applying the store's migrations and then `migrations`.
     ///
@@ -22,18 +29,20 @@ public enum SQLDedupeStore: DedupeStore {
         switch location {
         case .sqlite(let path):
             return .sqlite(try await SQLiteDedupeStore.open(path: path, migrations: migrations, logger: logger))
-        case .postgres:
-            throw SluiceError(code: .storeLocationInvalid, message: "PostgreSQL is not available in this build")
+        case .postgres(let url):
+            return .postgres(try await PostgresDedupeStore.open(url: url, migrations: migrations, logger: logger))
         }
     }
 
     /// A transaction of either store.
     public enum Transaction: SQLTransaction {
         case sqlite(SQLiteDedupeStore.Transaction)
+        case postgres(PostgresDedupeStore.Transaction)
 
         public var dialect: SQLDialect {
             switch self {
             case .sqlite(let transaction): transaction.dialect
+            case .postgres(let transaction): transaction.dialect
             }
         }
 
@@ -41,18 +50,21 @@ public enum SQLDedupeStore: DedupeStore {
         public func execute(_ sql: String, _ arguments: [SQLValue]) async throws -> Int {
             switch self {
             case .sqlite(let transaction): try await transaction.execute(sql, arguments)
+            case .postgres(let transaction): try await transaction.execute(sql, arguments)
             }
         }
 
         public func query(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
             switch self {
             case .sqlite(let transaction): try await transaction.query(sql, arguments)
+            case .postgres(let transaction): try await transaction.query(sql, arguments)
             }
         }
 
         public func processedEvent(group: String, handler: String, eventID: String) async throws -> ProcessedEvent? {
             switch self {
             case .sqlite(let transaction): try await transaction.processedEvent(group: group, handler: handler, eventID: eventID)
+            case .postgres(let transaction): try await transaction.processedEvent(group: group, handler: handler, eventID: eventID)
             }
         }
 
@@ -61,18 +73,22 @@ public enum SQLDedupeStore: DedupeStore {
             switch self {
             case .sqlite(let transaction):
                 try await transaction.markProcessed(group: group, handler: handler, eventID: eventID, payloadHash: payloadHash, at: time)
+            case .postgres(let transaction):
+                try await transaction.markProcessed(group: group, handler: handler, eventID: eventID, payloadHash: payloadHash, at: time)
             }
         }
 
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
             switch self {
             case .sqlite(let transaction): try await transaction.storeNextOffset(offset, for: partition, group: group)
+            case .postgres(let transaction): try await transaction.storeNextOffset(offset, for: partition, group: group)
             }
         }
 
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
             switch self {
             case .sqlite(let transaction): try await transaction.withSavepoint(body)
+            case .postgres(let transaction): try await transaction.withSavepoint(body)
             }
         }
     }
@@ -80,18 +96,21 @@ public enum SQLDedupeStore: DedupeStore {
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
         switch self {
         case .sqlite(let store): try await store.withTransaction { try await body(.sqlite($0)) }
+        case .postgres(let store): try await store.withTransaction { try await body(.postgres($0)) }
         }
     }
 
     public func storedOffsets(group: String, partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
         switch self {
         case .sqlite(let store): try await store.storedOffsets(group: group, partitions: partitions)
+        case .postgres(let store): try await store.storedOffsets(group: group, partitions: partitions)
         }
     }
 
     public func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
         switch self {
         case .sqlite(let store): try await store.pruneProcessedEvents(olderThan: cutoff)
+        case .postgres(let store): try await store.pruneProcessedEvents(olderThan: cutoff)
         }
     }
 }

@@ -1,12 +1,6 @@
 import PostgresNIO
 import Sluice
 
-extension SluiceError.Code {
-    /// The database rejected a statement (a syntax error, a missing table, a violated check…);
-    /// not retriable: running it again fails the same way.
-    public static let storeStatementFailed: Self = "STORE_STATEMENT_FAILED"
-}
-
 extension SluiceError {
     /// The ``SluiceError`` for an error PostgresNIO (or its pool) threw while the store was at
     /// `step`: SQLSTATEs of serialization failures, deadlocks and unique violations become

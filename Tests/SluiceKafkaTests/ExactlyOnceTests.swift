@@ -68,7 +68,8 @@ struct ExactlyOnceTests {
         }
 
         func store() async throws -> SQLDedupeStore {
-            try await SQLDedupeStore.open(DatabaseLocation(parsing: database), logger: Logger(label: "test"))
+            try await SQLDedupeStore.open(
+                DatabaseLocation(parsing: database), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         }
 
         /// Events recorded as processed, and every balance.
@@ -95,7 +96,8 @@ struct ExactlyOnceTests {
     }
 
     /// `count` distinct events (every 50th produced twice: a duplicate the store must skip), over
-    /// `partitions`; returns the balances they must add up to.
+    /// `partitions`, each account's events in one partition (as keying by account would put
+    /// them); returns the balances they must add up to.
     static func produce(
         _ cluster: EmbeddedKafkaCluster, topic: String, count: Int, partitions: Int
     ) async throws -> [String: Int] {
@@ -103,11 +105,12 @@ struct ExactlyOnceTests {
         var expected: [String: Int] = [:]
         var chunk: [ProducerRecord] = []
         for index in 0..<count {
-            let account = "acct-\(index % 17)"
+            let accountNumber = index % 64
+            let account = "acct-\(accountNumber)"
             let amount = (index * 7_919) % 1_000 - 300
             expected[account, default: 0] += amount
             let value = Array(#"{"event_id":"e\#(index)","event_type":"ledger.amount_posted","schema_version":1,"occurred_at":"2026-11-22T10:00:00Z","producer":"tests","correlation_id":"c\#(index)","causation_id":"cause-\#(index)","subject":"account:\#(account)","data":{"account":"\#(account)","amount":\#(amount)}}"#.utf8)
-            let record = ProducerRecord(topic: topic, partition: Int32(index % partitions), key: Support.bytes(account), value: value)
+            let record = ProducerRecord(topic: topic, partition: Int32(accountNumber % partitions), key: Support.bytes(account), value: value)
             chunk.append(record)
             if index % 50 == 0 { chunk.append(record) }
             if chunk.count >= 20_000 {
@@ -179,7 +182,7 @@ struct ExactlyOnceTests {
         }
         let last = try fixture.start(cluster, topic: "killed-balances", group: "balances", name: "last")
         defer { Self.stop(last) }
-        try await Self.waitUntilProcessed(fixture, store, count: total, timeout: .seconds(240))
+        try await Self.waitUntilProcessed(fixture, store, count: total, timeout: .seconds(900))
         let state = try await fixture.state(store)
         print("\(database): processed at each of 20 SIGKILLs: \(processedAtKills)")
         #expect(processedAtKills.last ?? total < total, "the kills happened while events were still being processed")
@@ -225,6 +228,44 @@ struct ExactlyOnceTests {
         #expect(Set(ledger).count == total)
     }
 }
+
+extension ExactlyOnceTests {
+    @Test("A fleet: 3 consumer processes in one group on one PostgreSQL, members SIGKILLed and restarted during the run: nothing lost, nothing applied twice",
+          .enabled(if: TestPostgres.isConfigured, "needs the test command's PostgreSQL"))
+    func fleet() async throws {
+        let total = 60_000
+        let cluster = try Support.cluster(topics: ["fleet": 12])
+        let expected = try await Self.produce(cluster, topic: "fleet", count: total, partitions: 12)
+        let fixture = try await Fixture(database: .postgres)
+        let store = try await fixture.store()
+        defer { Task { await store.close() } }
+        var members = try (0..<3).map { try fixture.start(cluster, topic: "fleet", group: "fleet", name: "member-\($0)-0") }
+        var generator = SystemRandomNumberGenerator()
+        var processedAtKills: [Int] = []
+        for kill in 1...6 {
+            let before = try await fixture.state(store).processed
+            try await Support.eventually("fleet progress before kill \(kill)", timeout: .seconds(90)) {
+                try await fixture.state(store).processed > before
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 500...2_500, using: &generator)))
+            let victim = Int.random(in: 0..<members.count, using: &generator)
+            sigkill(members[victim].processIdentifier)
+            members[victim].waitUntilExit()
+            processedAtKills.append(try await fixture.state(store).processed)
+            members[victim] = try fixture.start(cluster, topic: "fleet", group: "fleet", name: "member-\(victim)-\(kill)")
+        }
+        defer { for member in members { Self.stop(member) } }
+        try await Self.waitUntilProcessed(fixture, store, count: total, timeout: .seconds(300))
+        let state = try await fixture.state(store)
+        print("fleet: processed at each of 6 SIGKILLs: \(processedAtKills)")
+        #expect(processedAtKills.last ?? total < total, "the kills happened while events were still being processed")
+        #expect(state.processed == total)
+        #expect(state.balances == expected)
+    }
+}
+
+/// SIGKILL, named so it does not shadow the test's `kill` counters.
+private func sigkill(_ pid: Int32) { kill(pid, SIGKILL) }
 
 extension ExactlyOnceTests.DatabaseKind {
     /// SQLite always; PostgreSQL when the test command started a server.

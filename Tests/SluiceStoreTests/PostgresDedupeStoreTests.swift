@@ -44,6 +44,22 @@ struct PostgresDedupeStoreTests {
 
     // MARK: PostgreSQL only
 
+    @Test("Four processes opening a fresh database at once all come up, and each migration is recorded once")
+    func processesMigrateAtOnce() async throws {
+        try await PostgresTestDatabase.with { database in
+            let processes = try (0..<4).map { _ in try MigratingProcess.start(database: database.url) }
+            for process in processes { process.waitUntilExit() }
+            #expect(processes.allSatisfy { $0.terminationStatus == 0 }, "every process opened the store")
+            let store = try await database.open([])
+            let rows = try await store.withTransaction { transaction in
+                try await transaction.query("SELECT id, count(*) AS n FROM sluice_migrations GROUP BY id ORDER BY id")
+            }
+            let ids = rows.map { $0["id"]?.string ?? "" }
+            #expect(ids.contains("balances-1"))
+            #expect(rows.allSatisfy { $0["n"]?.int == 1 })
+        }
+    }
+
     @Test func concurrentOpensRecordEachMigrationOnce() async throws {
         try await PostgresTestDatabase.with { database in
             let stores = try await withThrowingTaskGroup(of: PostgresDedupeStore.self) { group in

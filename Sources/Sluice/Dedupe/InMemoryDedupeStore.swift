@@ -71,7 +71,11 @@ public final class InMemoryDedupeStore: DedupeStore {
         }
 
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
-            writes.offsets[OffsetKey(group: group, partition: partition)] = offset
+            // Never backwards, as the SQL stores: a member that lost the partition in a
+            // rebalance and commits late must not rewind the new owner's position.
+            let key = OffsetKey(group: group, partition: partition)
+            let committed = store.tables.withLock { $0.offsets[key] }
+            writes.offsets[key] = max(offset, writes.offsets[key] ?? committed ?? offset)
         }
 
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
@@ -113,7 +117,7 @@ public final class InMemoryDedupeStore: DedupeStore {
                     isRetriable: true)
             }
             tables.processed.merge(writes.processed) { _, new in new }
-            tables.offsets.merge(writes.offsets) { _, new in new }
+            tables.offsets.merge(writes.offsets) { old, new in max(old, new) }
             for (key, value) in writes.values { tables.values[key] = value }
         }
         return result

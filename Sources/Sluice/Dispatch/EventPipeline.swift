@@ -167,10 +167,20 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled))
                 case .mismatch(let route, let stored):
                     outcomes.append(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), logger: logger))
-                case .commitFailed:
-                    // Nothing of the group committed: give its first record the one-at-a-time
-                    // path, whose retries wait for the store, then group again.
+                case .commitFailed(let attempted):
+                    // Nothing of the group committed (a deadlock with another lane, a conflict, an
+                    // outage): its records go the one-at-a-time path, whose retries wait for the
+                    // store and whose small transactions rarely collide again; then group again.
                     outcomes.append(await handle(record, envelope: envelope, routes: routes, from: 0, logger: logger))
+                    var alone = 1
+                    while alone < attempted, index + alone < records.count, outcomes.last != .abandoned,
+                        case .route(let envelope, let routes) = prepared[index + alone].step
+                    {
+                        outcomes.append(await handle(
+                            records[index + alone], envelope: envelope, routes: routes, from: 0, logger: prepared[index + alone].logger))
+                        alone += 1
+                    }
+                    index += alone - 1
                 }
                 index += 1
             }
@@ -245,8 +255,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             case failed(route: Int, error: any Error, started: ContinuousClock.Instant)
             /// The handler at this route index met a record of the event with another payload.
             case mismatch(route: Int, stored: String)
-            /// The transaction itself failed (begin or commit): nothing of the group committed.
-            case commitFailed
+            /// The transaction itself failed (begin or commit): nothing of the group's `attempted`
+            /// records committed.
+            case commitFailed(attempted: Int)
         }
 
         /// Outcomes of the records that committed, from the group's first record on.
@@ -346,7 +357,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             logger.warning("group transaction failed; continuing one record at a time", metadata: [
                 "error": "\(error)", "records": "\(progress.outcomes.count)",
             ])
-            return GroupResult(outcomes: [], stop: .commitFailed)
+            return GroupResult(outcomes: [], stop: .commitFailed(attempted: max(1, progress.outcomes.count + (progress.stop == nil ? 0 : 1))))
         }
         for (offset, outcome) in progress.outcomes.enumerated() {
             let record = records[start + offset]

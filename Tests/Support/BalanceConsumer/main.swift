@@ -93,8 +93,22 @@ final class Ledger: Sendable {
     }
 }
 
+/// Opens the store (applying the migrations) and exits: the concurrent-migration test starts
+/// several of these at once against a fresh database.
+struct MigrateOnlyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate-only")
+
+    @Option var database: String
+
+    func run() async throws {
+        let store = try await SQLDedupeStore.open(
+            DatabaseLocation(parsing: database), migrations: BalanceService.migrations(), logger: Logger(label: "migrate-only"))
+        await store.close()
+    }
+}
+
 @main
 struct BalanceConsumerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sluice-test-balance-consumer", subcommands: [RunCommand<BalanceService>.self])
+        commandName: "sluice-test-balance-consumer", subcommands: [RunCommand<BalanceService>.self, ReplayCommand<BalanceService>.self, MigrateOnlyCommand.self])
 }

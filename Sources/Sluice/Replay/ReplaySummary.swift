@@ -1,0 +1,95 @@
+/// What a replay did, per partition and in total.
+public struct ReplaySummary: Sendable, Hashable {
+    /// One partition's share.
+    public struct PartitionSummary: Sendable, Hashable {
+        /// The first and last offsets read.
+        public var first: Offset?
+        public var last: Offset?
+        public var read = 0
+        public var handled = 0
+        public var duplicates = 0
+        public var skipped = 0
+        public var deadLettered = 0
+        /// Records without an outcome (the replay was interrupted).
+        public var abandoned = 0
+
+        public init() {}
+
+        mutating func add(_ record: Record, _ outcome: RecordOutcome) {
+            if first == nil || record.offset < first! { first = record.offset }
+            if last == nil || record.offset > last! { last = record.offset }
+            read += 1
+            switch outcome {
+            case .handled: handled += 1
+            case .duplicate: duplicates += 1
+            case .skipped: skipped += 1
+            case .deadLettered: deadLettered += 1
+            case .abandoned: abandoned += 1
+            }
+        }
+    }
+
+    public var partitions: [TopicPartition: PartitionSummary] = [:]
+    /// Dead-lettered records (would-be, in a dry run) by error code.
+    public var deadLetteredByCode: [SluiceError.Code: Int] = [:]
+    /// Records skipped by policy (unknown type when skipping, no handler) by code.
+    public var skippedByCode: [SluiceError.Code: Int] = [:]
+    /// Whether the replay stopped before its end (SIGINT, an error of the source).
+    public var interrupted = false
+    /// Whether handlers were not called (`--dry-run`).
+    public var dryRun = false
+
+    public init() {}
+
+    /// Counts `record`'s `outcome`.
+    public mutating func add(_ record: Record, _ outcome: RecordOutcome) {
+        partitions[record.topicPartition, default: PartitionSummary()].add(record, outcome)
+        switch outcome {
+        case .deadLettered(let code): deadLetteredByCode[code, default: 0] += 1
+        case .skipped(let code): skippedByCode[code, default: 0] += 1
+        default: break
+        }
+    }
+
+    public var read: Int { partitions.values.reduce(0) { $0 + $1.read } }
+    public var handled: Int { partitions.values.reduce(0) { $0 + $1.handled } }
+    public var duplicates: Int { partitions.values.reduce(0) { $0 + $1.duplicates } }
+    public var skipped: Int { partitions.values.reduce(0) { $0 + $1.skipped } }
+    public var deadLettered: Int { partitions.values.reduce(0) { $0 + $1.deadLettered } }
+    public var abandoned: Int { partitions.values.reduce(0) { $0 + $1.abandoned } }
+
+    /// Whether everything read reached an outcome and nothing was (or would be) dead-lettered.
+    public var isSuccess: Bool { deadLettered == 0 && abandoned == 0 && !interrupted }
+
+    /// The closing summary for a person: totals, dead letters by code, then one line per partition.
+    public var rendered: String {
+        var lines: [String] = []
+        let verb = dryRun ? "routed (dry run, no handler called)" : "handled"
+        lines.append("replay \(interrupted ? "INTERRUPTED" : "finished"): \(read) records read, \(handled) \(verb), \(duplicates) skipped as duplicates, \(skipped) skipped by policy, \(deadLettered) \(dryRun ? "would be dead-lettered" : "dead-lettered")\(abandoned > 0 ? ", \(abandoned) without outcome" : "")")
+        for (code, count) in deadLetteredByCode.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            lines.append("  dead-lettered \(code): \(count)")
+        }
+        for (code, count) in skippedByCode.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            lines.append("  skipped \(code): \(count)")
+        }
+        for (partition, summary) in partitions.sorted(by: { $0.key < $1.key }) {
+            let range = summary.first.map { "offsets \($0.rawValue)…\(summary.last!.rawValue)" } ?? "no records"
+            lines.append("  \(partition): \(range): \(summary.read) read, \(summary.handled) handled, \(summary.duplicates) duplicates, \(summary.skipped) skipped, \(summary.deadLettered) dead-lettered")
+        }
+        lines.append(isSuccess ? "result: OK" : "result: FAILED (\(deadLettered) dead-lettered, \(abandoned) without outcome\(interrupted ? ", interrupted" : ""))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Where a replay stands, reported while it runs.
+public struct ReplayProgress: Sendable, Hashable {
+    /// Per partition: records with an outcome so far, and the next offset to reach (when known).
+    public struct PartitionProgress: Sendable, Hashable {
+        public var done: Int
+        public var position: Offset?
+        public var end: Offset?
+    }
+
+    public var partitions: [TopicPartition: PartitionProgress]
+    public var isFinal: Bool
+}

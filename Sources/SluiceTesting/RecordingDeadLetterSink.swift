@@ -1,0 +1,29 @@
+import Sluice
+import Synchronization
+
+/// A ``DeadLetterSink`` that keeps what it is sent, for tests: no broker needed.
+public final class RecordingDeadLetterSink: DeadLetterSink {
+    private let sent = Mutex<[DeadLetterRecord]>([])
+
+    public init() {}
+
+    public func send(_ record: DeadLetterRecord) async throws {
+        sent.withLock { $0.append(record) }
+    }
+
+    /// Every dead letter, in the order they were sent.
+    public var records: [DeadLetterRecord] { sent.withLock { $0 } }
+
+    /// Forgets what was sent.
+    public func removeAll() { sent.withLock { $0.removeAll() } }
+}
+
+extension DeadLetterRecord {
+    /// The value of the last header called `name`, as text.
+    public func header(_ name: String) -> String? {
+        headers.last { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `sluice.error.code`.
+    public var errorCode: SluiceError.Code? { header(DeadLetterHeader.errorCode).map(SluiceError.Code.init(rawValue:)) }
+}

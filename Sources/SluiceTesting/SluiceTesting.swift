@@ -1,3 +1,0 @@
-/// Test support for services built on Sluice: embedded brokers with topics, fixtures, and (with
-/// the replay issue) the staging replay test harness.
-enum SluiceTestingModule {}

@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import Sluice
+import SluiceSQLite
+import Testing
+
+/// ``SQLiteDedupeStore`` on a real file: the shared conformance checks, each on a fresh file, then
+/// what only SQLite has (several processes on one file).
+struct SQLiteDedupeStoreTests {
+    typealias Conformance = DedupeStoreConformance
+
+    static let logger = Logger(label: "sluice.tests.sqlite", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// A fresh file path in a fresh directory, removed afterwards.
+    private func withFile(_ body: (String) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await body(directory.appendingPathComponent("store.sqlite").path)
+    }
+
+    private func conformance(_ check: (@escaping Conformance.Open<SQLiteDedupeStore>) async throws -> Void) async throws {
+        try await withFile { path in
+            try await check { migrations in try await SQLiteDedupeStore.open(path: path, migrations: migrations, logger: Self.logger) }
+        }
+    }
+
+    @Test func commitMakesWritesVisibleTogether() async throws { try await conformance(Conformance.commitMakesWritesVisibleTogether) }
+    @Test func throwingBodyLeavesNoTrace() async throws { try await conformance(Conformance.throwingBodyLeavesNoTrace) }
+    @Test func savepointRollbackUndoesOnlyItsOwnWrites() async throws {
+        try await conformance(Conformance.savepointRollbackUndoesOnlyItsOwnWrites)
+    }
+    @Test func markProcessedCountsReprocessing() async throws { try await conformance(Conformance.markProcessedCountsReprocessing) }
+    @Test func concurrentRecordingCommitsOnce() async throws {
+        try await withFile { path in
+            let outcomes = try await Conformance.concurrentRecordingCommitsOnce { migrations in
+                try await SQLiteDedupeStore.open(path: path, migrations: migrations, logger: Self.logger)
+            }
+            // One writer at a time: the second transaction waits for the first, then finds the
+            // record (count 2) and rolls back, or conflicts; never do both commit.
+            #expect(outcomes.filter { $0 == .committed }.count == 1)
+        }
+    }
+    @Test func offsetsArePerPartitionAndNeverMoveBackwards() async throws {
+        try await conformance(Conformance.offsetsArePerPartitionAndNeverMoveBackwards)
+    }
+    @Test func pruneRemovesExactlyOlderRecords() async throws { try await conformance(Conformance.pruneRemovesExactlyOlderRecords) }
+    @Test func userMigrationsApplyOnce() async throws { try await conformance(Conformance.userMigrationsApplyOnce) }
+    @Test func concurrentOpensAllSucceed() async throws { try await conformance(Conformance.concurrentOpensAllSucceed) }
+    @Test func sqlValuesRoundTrip() async throws { try await conformance(Conformance.sqlValuesRoundTrip) }
+    @Test func questionMarkInStringLiteralIsText() async throws { try await conformance(Conformance.questionMarkInStringLiteralIsText) }
+    @Test func badStatementFailsNonRetriably() async throws { try await conformance(Conformance.badStatementFailsNonRetriably) }
+
+    @Test("A failed migration names itself, and the store does not open")
+    func failedMigration() async throws {
+        try await withFile { path in
+            let error = await #expect(throws: SluiceError.self) {
+                _ = try await SQLiteDedupeStore.open(
+                    path: path, migrations: [StoreMigration(id: "broken-1", sql: "CREATE TABLEX nope")], logger: Self.logger)
+            }
+            #expect(error?.code == .storeMigrationFailed)
+            #expect(error?.message.contains("broken-1") == true)
+        }
+    }
+
+    @Test("Two processes opening a fresh file at once both come up, and each migration is recorded once")
+    func twoProcessesMigrateAtOnce() async throws {
+        try await withFile { path in
+            let processes = try (0..<4).map { _ in try MigratingProcess.start(database: path) }
+            for process in processes { process.waitUntilExit() }
+            #expect(processes.allSatisfy { $0.terminationStatus == 0 }, "every process opened the store")
+            let store = try await SQLiteDedupeStore.open(path: path, logger: Self.logger)
+            let rows = try await store.read("SELECT id, count(*) AS n FROM sluice_migrations GROUP BY id ORDER BY id")
+            #expect(rows.map { $0["id"]?.string ?? "" } == ["balances-1", "sluice-1-processed-events-and-offsets"])
+            #expect(rows.allSatisfy { $0["n"]?.int == 1 })
+        }
+    }
+}
+
+/// `sluice-test-balance-consumer migrate-only`: a process that opens a store (applying the balance
+/// service's migrations) and exits.
+enum MigratingProcess {
+    static func start(database: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("sluice-test-balance-consumer")
+        process.arguments = ["migrate-only", "--database", database]
+        try process.run()
+        return process
+    }
+}
