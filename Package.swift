@@ -75,7 +75,11 @@ let package = Package(
         ),
         .target(
             name: "SluiceTesting",
-            dependencies: ["Sluice", "SluiceKafka"],
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(

@@ -9,6 +9,10 @@ struct SluiceCommand: AsyncParsableCommand {
         subcommands: [
             DevBrokerCommand.self,
             SchemasCommand.self,
+            ProduceCommand.self,
+            ExportCommand.self,
+            DeadLetterCommand.self,
+            LagCommand.self,
         ]
     )
 }
