@@ -138,6 +138,42 @@ let package = Package(
             path: "Examples/QuickTour",
             swiftSettings: strictSettings
         ),
+        // The example service (Examples/OrderFulfillment): its handlers as a library its tests import,
+        // and its executable mounting `run` and `replay`.
+        .target(
+            name: "OrderFulfillment",
+            dependencies: [
+                "Sluice",
+                "SluiceCLI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/OrderFulfillment/Sources/OrderFulfillment",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "order-fulfillment",
+            dependencies: [
+                "OrderFulfillment",
+                "Sluice",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/OrderFulfillment/Sources/order-fulfillment",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OrderFulfillmentTests",
+            dependencies: [
+                "OrderFulfillment",
+                "Sluice",
+                "SluiceCLI",
+                "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/OrderFulfillment/Tests/OrderFulfillmentTests",
+            swiftSettings: strictSettings
+        ),
         // A consumer service the tests start as a separate process, to kill it.
         .executableTarget(
             name: "sluice-test-consumer",

@@ -63,13 +63,13 @@ public struct ReplayTestHarness<Store: DedupeStore>: Sendable {
         for record in ordered {
             let outcome = await pipeline.process(record)
             summary.add(record, outcome)
-            if outcome == .handled || outcome == .duplicate, let ids = Self.identifiers(of: record) {
+            if let ids = Self.identifiers(of: record) {
                 handled.append(.init(eventID: ids.eventID, causationID: ids.causationID, record: record, outcome: outcome))
             }
         }
         let letters = Array(deadLetters.records.dropFirst(before))
         let eventIDs = Set(ordered.compactMap { Self.identifiers(of: $0)?.eventID })
-        return ReplayTestResult(summary: summary, handled: handled, deadLetters: letters, eventIDsInSnapshot: eventIDs)
+        return ReplayTestResult(summary: summary, processed: handled, deadLetters: letters, eventIDsInSnapshot: eventIDs)
     }
 
     /// `event_id` and `causation_id` of a record's envelope, when it has them.
@@ -107,7 +107,7 @@ public struct ReplayTestHarness<Store: DedupeStore>: Sendable {
 
 /// What a ``ReplayTestHarness`` replay did.
 public struct ReplayTestResult: Sendable {
-    /// An event a handler ran for (or found already processed), in handling order.
+    /// An event the replay gave an outcome, in processing order.
     public struct HandledEvent: Sendable, Hashable {
         public var eventID: String
         public var causationID: String
@@ -121,13 +121,16 @@ public struct ReplayTestResult: Sendable {
         public var cause: HandledEvent?
         public var description: String {
             let effectAt = "\(effect.record.topicPartition)@\(effect.record.offset.rawValue)"
-            guard let cause else { return "\(effect.eventID) (\(effectAt)) was handled, but its cause \(effect.causationID) never was" }
-            return "\(effect.eventID) (\(effectAt)) was handled before its cause \(cause.eventID) (\(cause.record.topicPartition)@\(cause.record.offset.rawValue))"
+            guard let cause else { return "\(effect.eventID) (\(effectAt)) was processed, but its cause \(effect.causationID) was never handled" }
+            return "\(effect.eventID) (\(effectAt)) was processed before its cause \(cause.eventID) (\(cause.record.topicPartition)@\(cause.record.offset.rawValue))"
         }
     }
 
     public let summary: ReplaySummary
-    public let handled: [HandledEvent]
+    /// Every record with an envelope id, in processing order, with its outcome.
+    public let processed: [HandledEvent]
+    /// The events handlers ran for (or found already processed), in order.
+    public var handled: [HandledEvent] { processed.filter { $0.outcome == .handled || $0.outcome == .duplicate } }
     /// Dead letters this replay produced, in order.
     public let deadLetters: [DeadLetterRecord]
     let eventIDsInSnapshot: Set<String>
@@ -143,18 +146,20 @@ public struct ReplayTestResult: Sendable {
         return codes
     }
 
-    /// Events handled before the event their `causation_id` names, when that event is in the
-    /// snapshot (causes outside it are outside the check).
+    /// Events processed (handled, or failed) before the event their `causation_id` names was
+    /// handled, when that event is in the snapshot (causes outside it are outside the check).
     public var causalOrderViolations: [CausalOrderViolation] {
         var position: [String: Int] = [:]
-        for (index, event) in handled.enumerated() where position[event.eventID] == nil { position[event.eventID] = index }
+        for (index, event) in processed.enumerated() where event.outcome == .handled || event.outcome == .duplicate {
+            if position[event.eventID] == nil { position[event.eventID] = index }
+        }
         var violations: [CausalOrderViolation] = []
-        for (index, event) in handled.enumerated() where eventIDsInSnapshot.contains(event.causationID) {
+        for (index, event) in processed.enumerated() where eventIDsInSnapshot.contains(event.causationID) {
             guard let causeIndex = position[event.causationID] else {
                 violations.append(CausalOrderViolation(effect: event, cause: nil))
                 continue
             }
-            if causeIndex > index { violations.append(CausalOrderViolation(effect: event, cause: handled[causeIndex])) }
+            if causeIndex > index { violations.append(CausalOrderViolation(effect: event, cause: processed[causeIndex])) }
         }
         return violations
     }

@@ -21,10 +21,14 @@ struct ProduceCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
 
-    @Option(help: "The topic to produce to.") var topic: String
+    @Option(help: "The topic to produce to (with --format snapshot: default, each record's own topic).") var topic: String?
     @Option(help: "The file to read; - for standard input.") var input: String = "-"
     @Option(help: "envelopes or snapshot.") var format: Format = .envelopes
     @Flag(name: .customLong("keep-partitions"), help: "Send snapshot records to their recorded partitions.") var keepPartitions = false
+
+    func validate() throws {
+        if format == .envelopes && topic == nil { throw ValidationError("--topic is needed with --format envelopes") }
+    }
 
     func run() async throws {
         let logger = KafkaOptions.logger("sluice.produce")
@@ -63,7 +67,7 @@ struct ProduceCommand: AsyncParsableCommand {
         }
         try? await producer.close()
         let spread = partitions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-        print("produced \(records.count - failures.count) of \(records.count) records to \(topic) (by partition: \(spread))")
+        print("produced \(records.count - failures.count) of \(records.count) records to \(topic ?? "their recorded topics") (by partition: \(spread))")
         if !failures.isEmpty {
             FileHandle.standardError.write(Data("\(failures.count) records failed, e.g. \(failures[0])\n".utf8))
             throw ExitCode(1)
@@ -75,7 +79,7 @@ struct ProduceCommand: AsyncParsableCommand {
         case .snapshot:
             let recorded = try SnapshotRecordCoding.decode(line: line)
             var record = ProducerRecord(
-                topic: topic, partition: keepPartitions ? recorded.partition : nil, key: recorded.key, value: recorded.value,
+                topic: topic ?? recorded.topic, partition: keepPartitions ? recorded.partition : nil, key: recorded.key, value: recorded.value,
                 headers: recorded.headers)
             record.timestampMilliseconds = recorded.timestamp?.milliseconds
             return record
@@ -94,7 +98,7 @@ struct ProduceCommand: AsyncParsableCommand {
             }
             var key: [UInt8]?
             if case .string(let subject)? = object["subject"] { key = Array(subject.utf8) }
-            return ProducerRecord(topic: topic, key: key, value: line)
+            return ProducerRecord(topic: topic ?? "", key: key, value: line)
         }
     }
 }
