@@ -9,7 +9,8 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists rdkafka 2>/dev/null || [ ! -f /usr/include/librdkafka/rdkafka_mock.h ]; then
     missing+=(librdkafka-dev)
 fi
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+# PostgreSQL serves the tests (scripts/test.sh starts a throwaway server); the demo does not need it.
+if [ "${SLUICE_SKIP_POSTGRES:-}" != 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     missing+=(postgresql)
 fi
 

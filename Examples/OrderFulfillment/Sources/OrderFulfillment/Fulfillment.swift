@@ -97,10 +97,12 @@ public enum Fulfillment: ConsumerServiceDefinition {
         }
     }
 
-    /// An event about an order this service never saw: retrying cannot help, so it goes to the
-    /// dead-letter topic at once.
+    /// An event about an order this service has not seen. Retriable: an order's events arrive on
+    /// three topics, and Kafka orders records only within a partition, so the payment may simply
+    /// have overtaken its order. When retries run out, the record goes to the dead-letter topic
+    /// as `HANDLER_RETRIES_EXHAUSTED` with this error in its message.
     public static func orderUnknown(_ orderID: String) -> SluiceError {
-        SluiceError(code: "ORDER_UNKNOWN", message: "no order \(orderID) was placed", isRetriable: false)
+        SluiceError(code: "ORDER_UNKNOWN", message: "no order \(orderID) was placed (yet)", isRetriable: true)
     }
 
     // MARK: - Handlers

@@ -72,7 +72,7 @@ struct StagingReplayTests {
         records[paymentIndex].timestamp = RecordTimestamp(milliseconds: (records[0].timestamp?.milliseconds ?? 0) - 60_000, type: .createTime)
         let harness = try await Self.harness(notifier: RecordingNotifier())
         let result = try await harness.replay(records)
-        #expect(result.deadLetterCodes["evt-pay-1"] == "ORDER_UNKNOWN")
+        #expect(result.deadLetterCodes["evt-pay-1"] == .handlerRetriesExhausted)
         #expect(result.causalOrderViolations.map(\.effect.eventID) == ["evt-pay-1"])
     }
 }
@@ -104,7 +104,8 @@ struct FulfillmentHandlerTests {
         var stray = records.first { $0.topic == "billing.events" }!
         stray.value = Array(String(decoding: stray.value!, as: UTF8.self)
             .replacingOccurrences(of: "ord_00000001", with: "ord_99999999").replacingOccurrences(of: "evt-pay-1", with: "evt-pay-stray").utf8)
-        #expect(await pipeline.process(stray) == .deadLettered("ORDER_UNKNOWN"))
+        #expect(await pipeline.process(stray) == .deadLettered(.handlerRetriesExhausted))
         #expect(sink.records.last?.header(DeadLetterHeader.handler) == "book-payment")
+        #expect(sink.records.last?.header(DeadLetterHeader.errorMessage)?.contains("ORDER_UNKNOWN") == true)
     }
 }
