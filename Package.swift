@@ -120,6 +120,7 @@ let package = Package(
                 "Sluice",
                 "SluiceKafka",
                 "SluiceCLI",
+                "SluiceSQLite",
                 "CRawConsumeLoop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

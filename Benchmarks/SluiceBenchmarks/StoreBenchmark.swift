@@ -4,6 +4,7 @@ import Logging
 import Sluice
 import SluiceCLI
 import SluiceKafka
+import SluiceSQLite
 import Synchronization
 
 /// The full pipeline (Kafka → decode → lanes → handler in a store transaction → commits) with the
@@ -17,6 +18,7 @@ struct StoreBenchmark: AsyncParsableCommand {
     @Option(help: "Partitions (the embedded broker keeps ~5 MB per partition).") var partitions = 16
     @Option(help: "A postgres:// URL of an empty database, to include PostgreSQL.") var postgres: String?
     @Option(help: "Records per group commit (1 = a transaction per record).") var groupCommit = 100
+    @Flag(help: "SQLite with synchronous = NORMAL (a commit survives a process crash, not a power loss).") var sqliteNormalSync = false
 
     static let schema = #"""
         {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["account","amount"],
@@ -73,8 +75,10 @@ struct StoreBenchmark: AsyncParsableCommand {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let sqliteStore = try await SQLDedupeStore.open(
-            .sqlite(path: directory.appendingPathComponent("bench.sqlite").path), migrations: balances, logger: logger)
+        var sqliteConfiguration = SQLiteDedupeStore.Configuration()
+        sqliteConfiguration.synchronousCommits = !sqliteNormalSync
+        let sqliteStore = SQLDedupeStore.sqlite(try await SQLiteDedupeStore.open(
+            path: directory.appendingPathComponent("bench.sqlite").path, migrations: balances, configuration: sqliteConfiguration, logger: logger))
         let sqliteCount = HandledCount()
         let sqlite = try await measure(
             "SQLite", cluster: cluster, registry: registry, store: sqliteStore, router: sqlRouter(sqliteCount), handled: sqliteCount, logger: logger)

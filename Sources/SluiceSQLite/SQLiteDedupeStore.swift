@@ -156,7 +156,7 @@ public final class SQLiteDedupeStore: DedupeStore {
 
         /// Runs `body` with GRDB's `Database` for this transaction (on the writer's thread).
         /// Use it for GRDB records and query interface; do not begin or commit transactions.
-        public func withDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        public func withDatabase<T>(_ body: @escaping (Database) throws -> T) async throws -> T {
             try await session.perform { database in
                 do {
                     return try body(database)
@@ -169,14 +169,15 @@ public final class SQLiteDedupeStore: DedupeStore {
         @discardableResult
         public func execute(_ sql: String, _ arguments: [SQLValue]) async throws -> Int {
             try await withDatabase { database in
-                try database.execute(sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue)))
+                // Cached: a handler runs the same statements for every record.
+                try database.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments.map(\.databaseValue)))
                 return database.changesCount
             }
         }
 
         public func query(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
             try await withDatabase { database in
-                try Row.fetchAll(database, sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
+                try Row.fetchAll(database.cachedStatement(sql: sql), arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
                     SQLRow(columns: Array(row.columnNames), values: row.databaseValues.map(SQLValue.init))
                 }
             }
@@ -184,10 +185,10 @@ public final class SQLiteDedupeStore: DedupeStore {
 
         public func processedEvent(group: String, handler: String, eventID: String) async throws -> ProcessedEvent? {
             try await withDatabase { database in
-                try Row.fetchOne(database, sql: """
+                try Row.fetchOne(database.cachedStatement(sql: """
                     SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
                     WHERE consumer_group = ? AND handler = ? AND event_id = ?
-                    """, arguments: [group, handler, eventID]).map { row in
+                    """), arguments: [group, handler, eventID]).map { row in
                     ProcessedEvent(
                         group: group, handler: handler, eventID: eventID, payloadHash: row[0],
                         processedAt: Date(timeIntervalSince1970: row[1]), processCount: row[2])
@@ -198,23 +199,23 @@ public final class SQLiteDedupeStore: DedupeStore {
         @discardableResult
         public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int {
             try await withDatabase { database in
-                try Int.fetchOne(database, sql: """
+                try Int.fetchOne(database.cachedStatement(sql: """
                     INSERT INTO sluice_processed_events (consumer_group, handler, event_id, payload_hash, processed_at, process_count)
                     VALUES (?, ?, ?, ?, ?, 1)
                     ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET
                         process_count = process_count + 1, processed_at = excluded.processed_at, payload_hash = excluded.payload_hash
                     RETURNING process_count
-                    """, arguments: [group, handler, eventID, payloadHash, time.timeIntervalSince1970]) ?? 1
+                    """), arguments: [group, handler, eventID, payloadHash, time.timeIntervalSince1970]) ?? 1
             }
         }
 
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
             _ = try await withDatabase { database in
-                try database.execute(sql: """
+                try database.cachedStatement(sql: """
                     INSERT INTO sluice_offsets (consumer_group, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
                         next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at
-                    """, arguments: [group, partition.topic, partition.partition, offset.rawValue, Date().timeIntervalSince1970])
+                    """).execute(arguments: [group, partition.topic, partition.partition, offset.rawValue, Date().timeIntervalSince1970])
             }
         }
 
@@ -246,7 +247,9 @@ public final class SQLiteDedupeStore: DedupeStore {
             }
             let result: T
             do {
-                result = try await body(Transaction(session: session))
+                // The body runs on the writer thread: its statements need no hop.
+                let transaction = Transaction(session: session)
+                result = try await withTaskExecutorPreference(session) { try await body(transaction) }
             } catch {
                 _ = try? await session.perform { database in try database.execute(sql: "ROLLBACK") }
                 throw error
@@ -266,7 +269,7 @@ public final class SQLiteDedupeStore: DedupeStore {
 
     /// Runs `body` holding the writer connection: waits for the in-process lease (async), then
     /// parks a GCD thread inside GRDB's writer until `body` is done.
-    private func withWriterSession<T: Sendable>(_ body: (SQLiteWriterSession) async throws -> T) async throws -> T {
+    private func withWriterSession<T>(_ body: (SQLiteWriterSession) async throws -> T) async throws -> T {
         await lease.acquire()
         defer { lease.release() }
         let session = SQLiteWriterSession()

@@ -1,29 +1,44 @@
 import Dispatch
+import Foundation
 import GRDB
 import Synchronization
 
 /// One exclusive use of the SQLite writer connection that spans `await`s.
 ///
-/// GRDB hands out its writer connection only inside a synchronous closure. A handler is async, so
-/// the session parks a thread of its own (a GCD thread, never the cooperative pool) inside that
-/// closure and runs the jobs async code sends it, one at a time, until ``finish()``. Every
-/// statement of a transaction therefore runs on the connection that began it.
-final class SQLiteWriterSession: Sendable {
+/// GRDB hands out its writer connection only inside a synchronous closure, on GRDB's own queue.
+/// The session parks that thread (a GCD thread, never the cooperative pool) inside the closure
+/// and serves two kinds of work until ``finish()``:
+/// - statements sent by ``perform(_:)`` from elsewhere, one at a time;
+/// - the transaction body itself: the session is a `TaskExecutor`, and the store runs the body
+///   with it as the task's executor preference. The body (the handlers included) then runs on
+///   the writer thread, and its statements run in place, without a thread hop each, which is
+///   what makes a group of records cheap.
+final class SQLiteWriterSession: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `state` is behind a Mutex; `servingThread` is written once, before any job is
+    // accepted (under the same Mutex), and only compared afterwards.
     typealias Job = @Sendable (Database) -> Void
 
     private struct State {
         var jobs: [Job] = []
         var finished = false
+        var servingThread: pthread_t?
     }
 
     private let state = Mutex(State())
     private let signal = DispatchSemaphore(value: 0)
+    /// The connection, valid only on the serving thread while it serves.
+    private nonisolated(unsafe) var database: Database?
 
-    /// Runs `body` on the writer connection and returns its result.
-    func perform<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+    /// Runs `body` on the writer connection and returns its result: in place when called on the
+    /// writer thread, otherwise by handing it over.
+    func perform<T>(_ body: @escaping (Database) throws -> T) async throws -> T {
+        if let database = onServingThread() {
+            return try body(database)
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedBox<T>, any Error>) in
+            let work = UncheckedBox(body)
             let job: Job = { database in
-                continuation.resume(with: Result { try body(database) })
+                continuation.resume(with: Result { UncheckedBox(try work.value(database)) })
             }
             let accepted = state.withLock { state in
                 guard !state.finished else { return false }
@@ -35,10 +50,33 @@ final class SQLiteWriterSession: Sendable {
             } else {
                 continuation.resume(throwing: SQLiteDedupeStore.unavailable("the transaction is already finished"))
             }
-        }
+        }.value
     }
 
-    /// Ends the session: the parked thread returns the connection to GRDB.
+    private func onServingThread() -> Database? {
+        guard let database else { return nil }
+        let serving = state.withLock { $0.servingThread }
+        guard let serving, pthread_equal(serving, pthread_self()) != 0 else { return nil }
+        return database
+    }
+
+    // MARK: TaskExecutor
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        let accepted = state.withLock { state in
+            // Jobs of the body may still arrive while the session finishes (a child task's
+            // last steps): they are run anyway, the loop drains before it returns.
+            state.jobs.append { _ in unowned.runSynchronously(on: executor) }
+            return true
+        }
+        if accepted { signal.signal() }
+    }
+
+    // MARK: Serving
+
+    /// Ends the session: the parked thread returns the connection to GRDB once its queue is empty.
     func finish() {
         state.withLock { $0.finished = true }
         signal.signal()
@@ -46,16 +84,34 @@ final class SQLiteWriterSession: Sendable {
 
     /// The parked thread's loop: runs jobs until the session is finished and drained.
     func serve(_ database: Database) {
+        self.database = database
+        state.withLock { $0.servingThread = pthread_self() }
+        defer {
+            state.withLock { $0.servingThread = nil }
+            self.database = nil
+        }
         while true {
             signal.wait()
-            let (job, done): (Job?, Bool) = state.withLock { state in
-                if !state.jobs.isEmpty { return (state.jobs.removeFirst(), false) }
-                return (nil, state.finished)
+            while true {
+                let (job, done): (Job?, Bool) = state.withLock { state in
+                    if !state.jobs.isEmpty { return (state.jobs.removeFirst(), false) }
+                    return (nil, state.finished)
+                }
+                guard let job else {
+                    if done { return }
+                    break
+                }
+                job(database)
             }
-            if let job { job(database) }
-            if done { return }
         }
     }
+}
+
+/// Carries a result across the continuation; it is handed from the writer thread to the
+/// waiting task once, never shared.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// An async FIFO lock: one writer session at a time per store, so that no thread blocks waiting
