@@ -175,6 +175,42 @@ let package = Package(
             path: "Examples/OrderFulfillment/Tests/OrderFulfillmentTests",
             swiftSettings: strictSettings
         ),
+        // README.md's Swift samples, compiled (ReadmeSampleTests checks they match the README).
+        .target(
+            name: "ReadmeSamples",
+            dependencies: [
+                "Sluice",
+                "SluiceKafka",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ReadmeSamples/Library",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "readme-payments",
+            dependencies: [
+                "Sluice",
+                "SluiceCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/ReadmeSamples/Command",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ReadmeSampleTests",
+            dependencies: [
+                "ReadmeSamples",
+                "readme-payments",
+                "Sluice",
+                "SluiceCLI",
+                "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ReadmeSampleTests",
+            swiftSettings: strictSettings
+        ),
         // A consumer service the tests start as a separate process, to kill it.
         .executableTarget(
             name: "sluice-test-consumer",
