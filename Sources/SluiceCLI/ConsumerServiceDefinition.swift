@@ -43,6 +43,7 @@ extension ConsumerServiceDefinition {
 }
 
 extension ConsumerServiceDefinition where Store == SQLDedupeStore {
+    /// Opens `--database` as a ``SQLDedupeStore``, applying ``migrations()``.
     public static func openStore(database: String, logger: Logger) async throws -> SQLDedupeStore {
         try await SQLDedupeStore.open(DatabaseLocation(parsing: database), migrations: migrations(), logger: logger)
     }

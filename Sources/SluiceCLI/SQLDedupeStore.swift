@@ -11,7 +11,9 @@ import SluiceSQLite
 /// ``ConsumerServiceDefinition/openStore(database:logger:)`` for free, with its
 /// ``ConsumerServiceDefinition/migrations()`` applied.
 public enum SQLDedupeStore: DedupeStore {
+    /// A SQLite file.
     case sqlite(SQLiteDedupeStore)
+    /// A PostgreSQL database.
     case postgres(PostgresDedupeStore)
 
     /// Closes the store's connections (PostgreSQL's pool; SQLite closes with its last reference).
@@ -36,7 +38,9 @@ public enum SQLDedupeStore: DedupeStore {
 
     /// A transaction of either store.
     public enum Transaction: SQLTransaction {
+        /// A SQLite transaction (its `withDatabase` gives GRDB's `Database`).
         case sqlite(SQLiteDedupeStore.Transaction)
+        /// A PostgreSQL transaction (its `connection` is PostgresNIO's).
         case postgres(PostgresDedupeStore.Transaction)
 
         public var dialect: SQLDialect {

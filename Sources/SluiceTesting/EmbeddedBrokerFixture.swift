@@ -13,6 +13,7 @@ import SluiceKafka
 /// await broker.close()
 /// ```
 public final class EmbeddedBrokerFixture: Sendable {
+    /// The cluster (fault injection, more topics).
     public let cluster: EmbeddedKafkaCluster
     private let producer: KafkaProducer
 

@@ -21,7 +21,9 @@ import Sluice
 /// across partitions production gives no order at all, which is exactly what the causal check
 /// warns about. Dead letters are kept in ``RecordingDeadLetterSink``.
 public struct ReplayTestHarness<Store: DedupeStore>: Sendable {
+    /// The store the handlers write to: inspect it after a replay.
     public let store: Store
+    /// Every dead letter of every replay so far.
     public let deadLetters: RecordingDeadLetterSink
     private let pipeline: EventPipeline<Store>
 
@@ -109,15 +111,21 @@ public struct ReplayTestHarness<Store: DedupeStore>: Sendable {
 public struct ReplayTestResult: Sendable {
     /// An event the replay gave an outcome, in processing order.
     public struct HandledEvent: Sendable, Hashable {
+        /// The envelope's `event_id`.
         public var eventID: String
+        /// The envelope's `causation_id`.
         public var causationID: String
+        /// The record as replayed.
         public var record: Record
+        /// What became of it.
         public var outcome: RecordOutcome
     }
 
     /// An event handled before the event its `causation_id` names.
     public struct CausalOrderViolation: Sendable, Hashable, CustomStringConvertible {
+        /// The event processed too early.
         public var effect: HandledEvent
+        /// The event it names as its cause, when that was handled at all.
         public var cause: HandledEvent?
         public var description: String {
             let effectAt = "\(effect.record.topicPartition)@\(effect.record.offset.rawValue)"
@@ -126,6 +134,7 @@ public struct ReplayTestResult: Sendable {
         }
     }
 
+    /// Counts per outcome and partition.
     public let summary: ReplaySummary
     /// Every record with an envelope id, in processing order, with its outcome.
     public let processed: [HandledEvent]

@@ -54,8 +54,11 @@ public protocol DedupeTransaction: SendableMetatype {
 
 /// That an event was processed by a handler.
 public struct ProcessedEvent: Sendable, Hashable {
+    /// The consumer group.
     public var group: String
+    /// The handler's registered name.
     public var handler: String
+    /// The envelope's `event_id`.
     public var eventID: String
     /// ``PayloadHash`` of the record's value when it was processed.
     public var payloadHash: String

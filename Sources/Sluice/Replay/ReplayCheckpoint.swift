@@ -6,6 +6,7 @@ import Foundation
 /// replaced atomically (written beside, then renamed) after outcomes are durable. An interrupted
 /// replay run again with the same checkpoint skips what it already replayed.
 public struct ReplayCheckpoint: Sendable, Hashable {
+    /// Per partition, the next offset still to replay.
     public var positions: [TopicPartition: Offset]
 
     public init(positions: [TopicPartition: Offset] = [:]) {

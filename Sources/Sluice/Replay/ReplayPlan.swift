@@ -38,7 +38,9 @@ public struct ReplayPlan: Sendable, Hashable {
 
     /// `PARTITION:OFFSET`, as `--from-offset` and `--to-offset` take it.
     public struct PartitionOffset: Sendable, Hashable, CustomStringConvertible {
+        /// The partition number.
         public var partition: Int32
+        /// The offset.
         public var offset: Offset
 
         public init(partition: Int32, offset: Offset) {
@@ -60,6 +62,7 @@ public struct ReplayPlan: Sendable, Hashable {
         public var description: String { "\(partition):\(offset.rawValue)" }
     }
 
+    /// Where the records come from.
     public var source: Source
     /// Where partitions start unless ``startOffsets`` names them. Default: ``ReplayStart/beginning``.
     public var start: ReplayStart = .beginning

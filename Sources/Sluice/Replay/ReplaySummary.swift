@@ -4,11 +4,17 @@ public struct ReplaySummary: Sendable, Hashable {
     public struct PartitionSummary: Sendable, Hashable {
         /// The first and last offsets read.
         public var first: Offset?
+        /// The last offset read.
         public var last: Offset?
+        /// Records read (every outcome).
         public var read = 0
+        /// Records whose handlers ran and committed (routed, in a dry run).
         public var handled = 0
+        /// Records skipped because their event was processed before.
         public var duplicates = 0
+        /// Records skipped by policy (no handler, unknown type when skipping).
         public var skipped = 0
+        /// Records dead-lettered (would be, in a dry run).
         public var deadLettered = 0
         /// Records without an outcome (the replay was interrupted).
         public var abandoned = 0
@@ -29,6 +35,7 @@ public struct ReplaySummary: Sendable, Hashable {
         }
     }
 
+    /// Per partition, what happened there.
     public var partitions: [TopicPartition: PartitionSummary] = [:]
     /// Dead-lettered records (would-be, in a dry run) by error code.
     public var deadLetteredByCode: [SluiceError.Code: Int] = [:]
@@ -51,11 +58,17 @@ public struct ReplaySummary: Sendable, Hashable {
         }
     }
 
+    /// Records read, in all.
     public var read: Int { partitions.values.reduce(0) { $0 + $1.read } }
+    /// Records handled, in all.
     public var handled: Int { partitions.values.reduce(0) { $0 + $1.handled } }
+    /// Duplicates skipped, in all.
     public var duplicates: Int { partitions.values.reduce(0) { $0 + $1.duplicates } }
+    /// Records skipped by policy, in all.
     public var skipped: Int { partitions.values.reduce(0) { $0 + $1.skipped } }
+    /// Records dead-lettered, in all.
     public var deadLettered: Int { partitions.values.reduce(0) { $0 + $1.deadLettered } }
+    /// Records left without an outcome, in all.
     public var abandoned: Int { partitions.values.reduce(0) { $0 + $1.abandoned } }
 
     /// Whether everything read reached an outcome and nothing was (or would be) dead-lettered.
@@ -85,11 +98,16 @@ public struct ReplaySummary: Sendable, Hashable {
 public struct ReplayProgress: Sendable, Hashable {
     /// Per partition: records with an outcome so far, and the next offset to reach (when known).
     public struct PartitionProgress: Sendable, Hashable {
+        /// Records with an outcome so far.
         public var done: Int
+        /// The next offset after the last record with an outcome.
         public var position: Offset?
+        /// The offset after the partition's last record to replay, when known.
         public var end: Offset?
     }
 
+    /// Per partition.
     public var partitions: [TopicPartition: PartitionProgress]
+    /// Whether this is the report at the end.
     public var isFinal: Bool
 }
