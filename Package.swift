@@ -249,6 +249,7 @@ let package = Package(
             name: "SluiceStoreTests",
             dependencies: [
                 "Sluice",
+                "SluiceCLI",
                 "SluiceSQLite",
                 "SluicePostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -176,3 +176,27 @@ struct OperatorToolTests {
         #expect(result.output.contains("total lag 5"))
     }
 }
+
+@Suite("SluiceTesting's broker fixture")
+struct EmbeddedBrokerFixtureTests {
+    @Test("The fixture starts a broker with topics, produces envelopes and recorded records (keeping partition, key, headers, timestamp)")
+    func fixture() async throws {
+        let broker = try EmbeddedBrokerFixture(topics: ["fixture.events": 2])
+        try await broker.produce(envelopes: ["{\"a\":1}", "{\"a\":2}"], to: "fixture.events", partition: 0)
+        let recorded = Record(
+            topic: "elsewhere", partition: 1, offset: 77, timestamp: RecordTimestamp(milliseconds: 1_795_000_000_000, type: .createTime),
+            key: [1, 2, 3], value: Array("v".utf8), headers: [RecordHeader(name: "h", string: "x")])
+        try await broker.produce(records: [recorded], to: "fixture.events")
+        let consumer = try KafkaConsumer(
+            configuration: KafkaTestSupport.consumerConfiguration(broker.cluster, group: nil), logger: KafkaTestSupport.logger)
+        try await consumer.assign([
+            TopicPartition(topic: "fixture.events", partition: 0): .beginning, TopicPartition(topic: "fixture.events", partition: 1): .beginning,
+        ])
+        let records = try await KafkaTestSupport.collect(from: consumer, what: "3 records") { $0.count >= 3 }
+        try await consumer.close()
+        await broker.close()
+        #expect(records.filter { $0.partition == 0 }.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["{\"a\":1}", "{\"a\":2}"])
+        let copy = try #require(records.first { $0.partition == 1 })
+        #expect(copy.key == [1, 2, 3] && copy.headers == recorded.headers && copy.timestamp?.milliseconds == 1_795_000_000_000)
+    }
+}
