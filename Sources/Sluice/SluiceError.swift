@@ -8,6 +8,7 @@ public struct SluiceError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible,
         ExpressibleByStringLiteral
     {
+        /// The code as written in logs, headers and tests.
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public init(stringLiteral value: String) { self.rawValue = value }
@@ -48,14 +49,24 @@ public struct SluiceError: Error, Sendable, Hashable, CustomStringConvertible {
 
 extension SluiceError.Code {
     // The envelope's codes, exactly as the product contract spells them.
+    /// The value is absent, not JSON, or not a JSON object.
     public static let envelopeNotJSON: Self = "ENVELOPE_NOT_JSON"
+    /// The value is over the size, depth or string-length limits.
     public static let envelopeTooLarge: Self = "ENVELOPE_TOO_LARGE"
+    /// A required envelope field is absent or null.
     public static let envelopeFieldMissing: Self = "ENVELOPE_FIELD_MISSING"
+    /// An envelope field is present but malformed.
     public static let envelopeFieldInvalid: Self = "ENVELOPE_FIELD_INVALID"
+    /// `event_id` is not 1–128 characters of `[A-Za-z0-9._:-]`.
     public static let eventIDInvalid: Self = "EVENT_ID_INVALID"
+    /// No schema describes the event type.
     public static let eventTypeUnknown: Self = "EVENT_TYPE_UNKNOWN"
+    /// The event type has no schema of this version.
     public static let schemaVersionUnsupported: Self = "SCHEMA_VERSION_UNSUPPORTED"
+    /// `correlation_id` or `causation_id` is malformed, or the causation is the event itself.
     public static let causationInvalid: Self = "CAUSATION_INVALID"
+    /// `data` is not valid against its schema.
     public static let payloadSchemaViolation: Self = "PAYLOAD_SCHEMA_VIOLATION"
+    /// An event id already processed arrived with a different payload.
     public static let eventIDPayloadMismatch: Self = "EVENT_ID_PAYLOAD_MISMATCH"
 }

@@ -7,35 +7,56 @@ public struct KafkaRequestType: RawRepresentable, Hashable, Sendable {
     public var rawValue: Int16
     public init(rawValue: Int16) { self.rawValue = rawValue }
 
+    /// Kafka's `produce` (number 0).
     public static let produce = Self(rawValue: 0)
+    /// Kafka's `fetch` (number 1).
     public static let fetch = Self(rawValue: 1)
+    /// Kafka's `listOffsets` (number 2).
     public static let listOffsets = Self(rawValue: 2)
+    /// Kafka's `metadata` (number 3).
     public static let metadata = Self(rawValue: 3)
+    /// Kafka's `offsetCommit` (number 8).
     public static let offsetCommit = Self(rawValue: 8)
+    /// Kafka's `offsetFetch` (number 9).
     public static let offsetFetch = Self(rawValue: 9)
+    /// Kafka's `findCoordinator` (number 10).
     public static let findCoordinator = Self(rawValue: 10)
+    /// Kafka's `joinGroup` (number 11).
     public static let joinGroup = Self(rawValue: 11)
+    /// Kafka's `heartbeat` (number 12).
     public static let heartbeat = Self(rawValue: 12)
+    /// Kafka's `leaveGroup` (number 13).
     public static let leaveGroup = Self(rawValue: 13)
+    /// Kafka's `syncGroup` (number 14).
     public static let syncGroup = Self(rawValue: 14)
+    /// Kafka's `initProducerID` (number 22).
     public static let initProducerID = Self(rawValue: 22)
 }
 
 /// A broker-side error code to inject (Kafka protocol error numbers; negative ones are
 /// librdkafka's own, e.g. ``transportFailure`` disconnects the client).
 public struct KafkaBrokerError: RawRepresentable, Hashable, Sendable {
+    /// The number Kafka's protocol uses.
     public var rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
     /// Disconnects the client instead of answering.
     public static let transportFailure = Self(rawValue: -195)
+    /// Kafka's `leaderNotAvailable` (number 5).
     public static let leaderNotAvailable = Self(rawValue: 5)
+    /// Kafka's `notLeaderOrFollower` (number 6).
     public static let notLeaderOrFollower = Self(rawValue: 6)
+    /// Kafka's `requestTimedOut` (number 7).
     public static let requestTimedOut = Self(rawValue: 7)
+    /// Kafka's `notEnoughReplicas` (number 19).
     public static let notEnoughReplicas = Self(rawValue: 19)
+    /// Kafka's `notCoordinator` (number 16).
     public static let notCoordinator = Self(rawValue: 16)
+    /// Kafka's `topicAuthorizationFailed` (number 29).
     public static let topicAuthorizationFailed = Self(rawValue: 29)
+    /// Kafka's `recordListTooLarge` (number 18).
     public static let recordListTooLarge = Self(rawValue: 18)
+    /// Kafka's `invalidRecord` (number 87).
     public static let invalidRecord = Self(rawValue: 87)
 }
 

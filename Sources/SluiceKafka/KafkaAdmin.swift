@@ -6,8 +6,11 @@ import Sluice
 public final class KafkaAdmin: Sendable {
     /// A topic to create.
     public struct NewTopic: Sendable, Hashable {
+        /// The topic's name.
         public var name: String
+        /// How many partitions it gets.
         public var partitions: Int
+        /// How many replicas each partition has.
         public var replicationFactor: Int
         /// Topic-level configuration, e.g. `retention.ms`.
         public var config: [String: String]

@@ -10,6 +10,7 @@
 public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable error code: librdkafka's error name, or one of Sluice's own codes.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+        /// The code's text (librdkafka's name, or Sluice's own).
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public init(stringLiteral value: String) { self.rawValue = value }
@@ -44,9 +45,13 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// One partition's part of a failed request.
     public struct PartitionError: Sendable, Hashable {
+        /// The topic.
         public var topic: String
+        /// The partition.
         public var partition: Int32
+        /// What went wrong for this partition.
         public var code: Code
+        /// librdkafka's error number.
         public var number: Int32
     }
 

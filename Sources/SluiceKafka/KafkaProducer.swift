@@ -6,11 +6,15 @@ import Synchronization
 
 /// A record to produce.
 public struct ProducerRecord: Sendable, Hashable {
+    /// The topic to write to.
     public var topic: String
     /// The partition, or `nil` to let the partitioner choose from the key.
     public var partition: Int32?
+    /// The key's bytes (`nil`: a null key); the partitioner hashes it when no partition is given.
     public var key: [UInt8]?
+    /// The value's bytes (`nil`: a tombstone).
     public var value: [UInt8]?
+    /// Headers, in order (names may repeat).
     public var headers: [RecordHeader]
     /// Create time in milliseconds since the epoch; `nil` for now.
     public var timestampMilliseconds: Int64?
@@ -34,7 +38,9 @@ public struct ProducerRecord: Sendable, Hashable {
 
 /// Where the broker stored a produced record.
 public struct DeliveryReport: Sendable, Hashable {
+    /// Where the record was written.
     public var topicPartition: TopicPartition
+    /// The offset the broker gave it.
     public var offset: Offset
     /// The record's timestamp as stored, in milliseconds since the epoch.
     public var timestampMilliseconds: Int64?

@@ -1,16 +1,23 @@
 /// The names of the headers a dead-lettered record gains, exactly as the product contract spells
 /// them. Tools (`sluice dlq`) and other services read them by these names.
 public enum DeadLetterHeader {
+    /// The topic the record was read from.
     public static let originalTopic = "sluice.original.topic"
+    /// Its partition.
     public static let originalPartition = "sluice.original.partition"
+    /// Its offset.
     public static let originalOffset = "sluice.original.offset"
     /// Milliseconds since the epoch.
     public static let originalTimestamp = "sluice.original.timestamp"
+    /// The consumer group that gave up on it.
     public static let consumerGroup = "sluice.consumer.group"
+    /// The stable error code.
     public static let errorCode = "sluice.error.code"
+    /// The error, for a person.
     public static let errorMessage = "sluice.error.message"
     /// `true` or `false`.
     public static let errorRetryable = "sluice.error.retryable"
+    /// How many attempts were made.
     public static let attempts = "sluice.attempts"
     /// RFC 3339.
     public static let failedAt = "sluice.failed.at"

@@ -4,7 +4,9 @@ import Foundation
 public struct DeadLetterReason: Sendable, Hashable {
     /// The stable error code, e.g. `PAYLOAD_SCHEMA_VIOLATION` or a handler's own code.
     public var code: SluiceError.Code
+    /// What went wrong, for a person.
     public var message: String
+    /// Whether the last error was retriable (retries then ran out).
     public var isRetriable: Bool
     /// Attempts made (1 for a record that was never retried).
     public var attempts: Int
@@ -12,6 +14,7 @@ public struct DeadLetterReason: Sendable, Hashable {
     public var handler: String?
     /// From the envelope, when it could be read that far.
     public var eventID: String?
+    /// The envelope's `correlation_id`, when it had one.
     public var correlationID: String?
 
     public init(
@@ -31,9 +34,13 @@ public struct DeadLetterReason: Sendable, Hashable {
 /// A record bound for a dead-letter topic: the original key, value and headers byte-exact, plus
 /// the provenance headers of ``DeadLetterHeader``.
 public struct DeadLetterRecord: Sendable, Hashable {
+    /// The dead-letter topic.
     public var topic: String
+    /// The original key.
     public var key: [UInt8]?
+    /// The original value.
     public var value: [UInt8]?
+    /// The original headers, then the provenance headers.
     public var headers: [RecordHeader]
 
     /// Builds the dead-letter form of `original`.

@@ -12,7 +12,9 @@
 public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
     /// One registered handler.
     public struct Route: Sendable {
+        /// The handler's name (part of the dedupe key).
         public let name: String
+        /// The event type it handles.
         public let eventType: String
         /// The newest schema version the handler accepts; older events are upcast to it.
         public let version: Int?

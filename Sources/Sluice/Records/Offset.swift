@@ -5,6 +5,7 @@
 public struct Offset: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible,
     ExpressibleByIntegerLiteral
 {
+    /// The offset as Kafka numbers it (negative values are librdkafka's logical offsets).
     public var rawValue: Int64
 
     public init(rawValue: Int64) { self.rawValue = rawValue }

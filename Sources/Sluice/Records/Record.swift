@@ -21,6 +21,7 @@ public struct RecordTimestamp: Hashable, Sendable {
 
 /// One record header. Kafka allows repeated names and a null value.
 public struct RecordHeader: Hashable, Sendable {
+    /// The header's name.
     public var name: String
     /// The value's bytes, or `nil` for a header with a null value.
     public var value: [UInt8]?
@@ -42,8 +43,11 @@ public struct RecordHeader: Hashable, Sendable {
 /// `Record` is the value every Sluice port speaks: the Kafka adapter produces them, snapshot files
 /// hold them, the dispatcher routes them, and the dead-letter router writes them back out.
 public struct Record: Hashable, Sendable {
+    /// The topic it was read from.
     public var topic: String
+    /// Its partition.
     public var partition: Int32
+    /// Its offset in the partition.
     public var offset: Offset
     /// The record's timestamp, or `nil` when the broker had none.
     public var timestamp: RecordTimestamp?
