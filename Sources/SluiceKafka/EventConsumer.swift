@@ -90,7 +90,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         self.consumer = try KafkaConsumer(configuration: configuration.consumer, rebalanceListener: bridge, logger: logger)
         self.dispatcher = PartitionDispatcher(
             configuration: configuration.dispatcher, watermarks: watermarks, flowControl: consumer, logger: logger,
-            batchProcessor: { records in await pipeline.process(records) })
+            batchProcessor: { records, report in await pipeline.process(records, reporting: report) })
         bridge.attach(self)
     }
 

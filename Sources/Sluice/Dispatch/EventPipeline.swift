@@ -115,6 +115,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
     }
 
+    /// Told each record's outcome (by its index in the batch) as soon as it is durable, in order.
+    public typealias OutcomeReport = @Sendable (_ index: Int, _ outcome: RecordOutcome) -> Void
+
     /// Gives each of `records` (consecutive records of one lane, in offset order) its outcome,
     /// committing runs of them together as ``Configuration/groupCommit`` allows.
     ///
@@ -126,35 +129,38 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     ///
     /// - Returns: One outcome per record, in order. After the first ``RecordOutcome/abandoned``
     ///   every later record is abandoned too.
-    public func process(_ records: [Record]) async -> [RecordOutcome] {
+    public func process(_ records: [Record], reporting report: OutcomeReport? = nil) async -> [RecordOutcome] {
+        var outcomes: [RecordOutcome] = []
+        outcomes.reserveCapacity(records.count)
+        // Outcomes are reported as they become durable, so the caller can move the partition's
+        // watermark before the whole batch is done (a halted dead-letter write, a long retry).
+        func emit(_ outcome: RecordOutcome) {
+            report?(outcomes.count, outcome)
+            outcomes.append(outcome)
+        }
         guard configuration.groupCommit.maxRecords > 1, !configuration.dryRun, records.count > 1 else {
-            var outcomes: [RecordOutcome] = []
-            outcomes.reserveCapacity(records.count)
             for record in records {
-                let outcome = outcomes.last == .abandoned ? .abandoned : await process(record)
-                outcomes.append(outcome)
+                emit(outcomes.last == .abandoned ? .abandoned : await process(record))
             }
             return outcomes
         }
-        var outcomes: [RecordOutcome] = []
-        outcomes.reserveCapacity(records.count)
         let prepared = records.map(prepare)
         var index = 0
         while index < records.count {
             if outcomes.last == .abandoned || Task.isCancelled {
-                outcomes.append(contentsOf: repeatElement(.abandoned, count: records.count - index))
+                for _ in index..<records.count { emit(.abandoned) }
                 break
             }
             switch prepared[index].step {
             case .finished(let outcome):
-                outcomes.append(outcome)
+                emit(outcome)
                 index += 1
             case .reject(let reason):
-                outcomes.append(await deadLetter(records[index], reason, logger: prepared[index].logger))
+                emit(await deadLetter(records[index], reason, logger: prepared[index].logger))
                 index += 1
             case .route:
                 let batch = await commitGroup(records, prepared: prepared, from: index)
-                outcomes.append(contentsOf: batch.outcomes)
+                for outcome in batch.outcomes { emit(outcome) }
                 index += batch.outcomes.count
                 guard let stop = batch.stop else { continue }
                 let record = records[index]
@@ -162,21 +168,21 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 guard case .route(let envelope, let routes) = prepared[index].step else { continue }
                 switch stop {
                 case .failed(let route, let error, let started):
-                    outcomes.append(await handle(
+                    emit(await handle(
                         record, envelope: envelope, routes: routes, from: route, logger: logger,
                         pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled))
                 case .mismatch(let route, let stored):
-                    outcomes.append(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), logger: logger))
+                    emit(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), logger: logger))
                 case .commitFailed(let attempted):
                     // Nothing of the group committed (a deadlock with another lane, a conflict, an
                     // outage): its records go the one-at-a-time path, whose retries wait for the
                     // store and whose small transactions rarely collide again; then group again.
-                    outcomes.append(await handle(record, envelope: envelope, routes: routes, from: 0, logger: logger))
+                    emit(await handle(record, envelope: envelope, routes: routes, from: 0, logger: logger))
                     var alone = 1
                     while alone < attempted, index + alone < records.count, outcomes.last != .abandoned,
                         case .route(let envelope, let routes) = prepared[index + alone].step
                     {
-                        outcomes.append(await handle(
+                        emit(await handle(
                             records[index + alone], envelope: envelope, routes: routes, from: 0, logger: prepared[index + alone].logger))
                         alone += 1
                     }

@@ -46,7 +46,7 @@ public final class PartitionDispatcher: Sendable {
     ) {
         var configuration = configuration
         configuration.maxBatch = 1
-        self.init(configuration: configuration, watermarks: watermarks, flowControl: flowControl, logger: logger) { records in
+        self.init(configuration: configuration, watermarks: watermarks, flowControl: flowControl, logger: logger) { records, _ in
             [await processor(records[0])]
         }
     }
@@ -54,14 +54,16 @@ public final class PartitionDispatcher: Sendable {
     /// - Parameters:
     ///   - batchProcessor: Gives consecutive records of one partition (at most
     ///     ``Configuration/maxBatch``, in offset order) one outcome each, in order; after an
-    ///     ``RecordOutcome/abandoned`` one, every later one must be abandoned too. It is called
-    ///     for one batch of a partition at a time. ``EventPipeline/process(_:)-([Record])`` is one.
+    ///     ``RecordOutcome/abandoned`` one, every later one must be abandoned too. It may report
+    ///     outcomes (index, outcome) through its second argument as they become durable, so the
+    ///     partition's watermark moves before the batch is done. It is called for one batch of a
+    ///     partition at a time. ``EventPipeline/process(_:reporting:)`` is one.
     public init(
         configuration: Configuration = Configuration(),
         watermarks: OffsetWatermarks,
         flowControl: any PartitionFlowControl,
         logger: Logger,
-        batchProcessor processor: @escaping @Sendable ([Record]) async -> [RecordOutcome]
+        batchProcessor processor: @escaping @Sendable ([Record], @escaping @Sendable (Int, RecordOutcome) -> Void) async -> [RecordOutcome]
     ) {
         self.configuration = configuration
         self.watermarks = watermarks

@@ -6,8 +6,9 @@ import Synchronization
 ///
 /// The lane's queue is bounded by the dispatcher, which pauses the partition when it is full.
 final class PartitionLane: Sendable {
-    /// Gives consecutive records of the partition their outcomes, one per record, in order.
-    typealias Processor = @Sendable ([Record]) async -> [RecordOutcome]
+    /// Gives consecutive records of the partition their outcomes, one per record, in order,
+    /// reporting each as soon as it is durable.
+    typealias Processor = @Sendable ([Record], @escaping @Sendable (Int, RecordOutcome) -> Void) async -> [RecordOutcome]
 
     private struct State {
         var queue: [Record] = []
@@ -63,7 +64,11 @@ final class PartitionLane: Sendable {
         self.maxBatch = max(1, maxBatch)
         let loop = Task { [self] in
             while let batch = await next() {
-                let outcomes = await processor(batch)
+                let outcomes = await processor(batch) { index, outcome in
+                    // Durable outcomes arrive in order: the watermark follows them as they come.
+                    guard outcome.isDurable else { return }
+                    watermarks.advance(batch[index].topicPartition, to: batch[index].offset.next)
+                }
                 precondition(outcomes.count == batch.count, "a lane's processor gives one outcome per record")
                 let abandoned = state.withLock { state in
                     state.inFlight = []

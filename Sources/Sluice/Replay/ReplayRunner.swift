@@ -60,8 +60,8 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
         let pipeline = self.pipeline
         let dispatcher = PartitionDispatcher(
             configuration: configuration.dispatcher, watermarks: watermarks, flowControl: NoFlowControl(), logger: logger,
-            batchProcessor: { records in
-                let outcomes = await pipeline.process(records)
+            batchProcessor: { records, report in
+                let outcomes = await pipeline.process(records, reporting: report)
                 tally.summary.withLock { summary in
                     for (record, outcome) in zip(records, outcomes) { summary.add(record, outcome) }
                 }
