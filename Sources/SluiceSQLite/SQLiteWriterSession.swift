@@ -21,6 +21,8 @@ final class SQLiteWriterSession: TaskExecutor, @unchecked Sendable {
     private struct State {
         var jobs: [Job] = []
         var finished = false
+        /// The serving loop has returned: nothing will run here any more.
+        var exited = false
         var servingThread: pthread_t?
     }
 
@@ -66,12 +68,19 @@ final class SQLiteWriterSession: TaskExecutor, @unchecked Sendable {
         let unowned = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         let accepted = state.withLock { state in
-            // Jobs of the body may still arrive while the session finishes (a child task's
-            // last steps): they are run anyway, the loop drains before it returns.
+            // A job may arrive after the transaction ended: an unstructured task a handler
+            // started inherits this executor preference. The loop is gone then, so the job runs
+            // on the global executor instead of waiting forever.
+            guard !state.exited else { return false }
             state.jobs.append { _ in unowned.runSynchronously(on: executor) }
             return true
         }
-        if accepted { signal.signal() }
+        if accepted {
+            signal.signal()
+        } else {
+            let global = globalConcurrentExecutor.asUnownedTaskExecutor()
+            DispatchQueue.global().async { unowned.runSynchronously(on: global) }
+        }
     }
 
     // MARK: Serving
@@ -95,6 +104,7 @@ final class SQLiteWriterSession: TaskExecutor, @unchecked Sendable {
             while true {
                 let (job, done): (Job?, Bool) = state.withLock { state in
                     if !state.jobs.isEmpty { return (state.jobs.removeFirst(), false) }
+                    if state.finished { state.exited = true }
                     return (nil, state.finished)
                 }
                 guard let job else {

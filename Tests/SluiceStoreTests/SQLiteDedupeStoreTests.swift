@@ -51,6 +51,34 @@ struct SQLiteDedupeStoreTests {
     @Test func questionMarkInStringLiteralIsText() async throws { try await conformance(Conformance.questionMarkInStringLiteralIsText) }
     @Test func badStatementFailsNonRetriably() async throws { try await conformance(Conformance.badStatementFailsNonRetriably) }
 
+    @Test("A task a handler starts inside a transaction (it inherits the writer's executor) still runs after the transaction ended")
+    func unstructuredTaskOutlivesTransaction() async throws {
+        try await withFile { path in
+            let store = try await SQLiteDedupeStore.open(path: path, logger: Self.logger)
+            let (events, continuation) = AsyncStream.makeStream(of: String.self)
+            try await store.withTransaction { transaction in
+                try await transaction.execute("SELECT 1")
+                Task {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    continuation.yield("ran after the commit")
+                    continuation.finish()
+                }
+            }
+            let outcome = try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask { await events.first { _ in true } }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+            #expect(outcome == "ran after the commit")
+            // And the store still works.
+            #expect(try await store.withTransaction { try await $0.query("SELECT 2 AS n")[0]["n"]?.int } == 2)
+        }
+    }
+
     @Test("A failed migration names itself, and the store does not open")
     func failedMigration() async throws {
         try await withFile { path in
