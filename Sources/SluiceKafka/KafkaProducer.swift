@@ -90,6 +90,42 @@ public final class KafkaProducer: Sendable {
         return try result.get()
     }
 
+    /// Produces records in the order given and waits until each has its delivery result.
+    ///
+    /// Records are queued one after another (never concurrently), so records bound for one
+    /// partition are stored in the order of `records`; with ``KafkaProducerConfiguration/idempotent``
+    /// (the default) librdkafka's retries keep that order too. When a record cannot be queued,
+    /// it and every record after it fail with that error and are not sent, so no later record
+    /// overtakes it.
+    ///
+    /// - Returns: One result per record, in the order of `records`.
+    public func send(_ records: [ProducerRecord]) async -> [Result<DeliveryReport, KafkaError>] {
+        let (reports, continuation) = AsyncStream.makeStream(of: (Int, Result<DeliveryReport, KafkaError>).self)
+        var results = [Result<DeliveryReport, KafkaError>?](repeating: nil, count: records.count)
+        var queued = 0
+        for (index, record) in records.enumerated() {
+            do {
+                try await engine.enqueue(record) { continuation.yield((index, $0)) }
+                queued += 1
+            } catch {
+                for rest in index..<records.count { results[rest] = .failure(error) }
+                break
+            }
+        }
+        var received = 0
+        if queued > 0 {
+            // Every queued record gets its report: librdkafka reports each one, and close() fails
+            // the ones it cannot deliver.
+            for await (index, result) in reports {
+                results[index] = result
+                received += 1
+                if received == queued { break }
+            }
+        }
+        continuation.finish()
+        return results.map { $0 ?? .failure(KafkaError(code: .clientClosed, number: -172, message: "no delivery report")) }
+    }
+
     /// Queues a record without waiting for its delivery; `completion` gets the delivery result on
     /// the producer's thread. Waits (without blocking a thread) while librdkafka's queue is full.
     ///

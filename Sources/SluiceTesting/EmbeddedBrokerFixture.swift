@@ -45,12 +45,8 @@ public final class EmbeddedBrokerFixture: Sendable {
     }
 
     private func produce(_ records: [ProducerRecord]) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for record in records {
-                group.addTask { _ = try await self.producer.send(record) }
-            }
-            try await group.waitForAll()
-        }
+        // Queued in order, so each partition receives its records in the order given.
+        for result in await producer.send(records) { _ = try result.get() }
     }
 
     /// Closes the fixture's producer; the cluster stops when the fixture is released.

@@ -108,10 +108,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
             var failed = 0
             if !dryRun && !outgoing.isEmpty {
                 let producer = try kafka.producer(logger: logger)
-                for (_, record) in outgoing {
-                    do {
-                        _ = try await producer.send(record)
-                    } catch {
+                // In dead-letter order: records re-driven to one partition keep their order.
+                for ((_, record), result) in zip(outgoing, await producer.send(outgoing.map(\.record))) {
+                    if case .failure(let error) = result {
                         failed += 1
                         FileHandle.standardError.write(Data("re-drive to \(record.topic) failed: \(error)\n".utf8))
                     }

@@ -52,17 +52,11 @@ struct ProduceCommand: AsyncParsableCommand {
         let producer = try kafka.producer(logger: logger)
         var failures: [String] = []
         var partitions: [Int32: Int] = [:]
-        await withTaskGroup(of: Result<DeliveryReport, any Error>.self) { group in
-            for record in records {
-                group.addTask {
-                    do { return .success(try await producer.send(record)) } catch { return .failure(error) }
-                }
-            }
-            for await result in group {
-                switch result {
-                case .success(let report): partitions[report.topicPartition.partition, default: 0] += 1
-                case .failure(let error): failures.append("\(error)")
-                }
+        // In file order, one after another: records bound for one partition keep their order.
+        for result in await producer.send(records) {
+            switch result {
+            case .success(let report): partitions[report.topicPartition.partition, default: 0] += 1
+            case .failure(let error): failures.append("\(error)")
             }
         }
         try? await producer.close()

@@ -284,6 +284,44 @@ struct KafkaGroupTests {
         try await producer.close()
     }
 
+    @Test("A batch sent with send(_:) lands in the order given in each partition, through retried produce errors; a closed producer fails every record")
+    func orderedBatchSend() async throws {
+        let cluster = try Support.cluster(topics: ["ordered": 3])
+        let producer = try Support.producer(cluster)
+        let records = (0..<3_000).map { index in
+            ProducerRecord(topic: "ordered", partition: Int32(index % 3), key: Support.bytes("k\(index % 7)"), value: Support.bytes(String(index)))
+        }
+        // Retriable failures in the middle of the batch: librdkafka resends, and order must survive it.
+        cluster.injectErrors([.notLeaderOrFollower, .requestTimedOut, .notEnoughReplicas], into: .produce)
+        let results = await producer.send(records)
+        cluster.clearInjectedErrors(for: .produce)
+        let reports = try results.map { try $0.get() }
+        #expect(reports.count == records.count)
+        for (record, report) in zip(records, reports) {
+            #expect(report.topicPartition.partition == record.partition)
+        }
+
+        let consumer = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: nil), logger: Support.logger)
+        try await consumer.assign(Dictionary(uniqueKeysWithValues: (0..<3).map { (TopicPartition(topic: "ordered", partition: Int32($0)), Offset.beginning) }))
+        let received = try await Support.collect(from: consumer) { $0.count >= records.count }
+        try await consumer.close()
+        for partition in Int32(0)..<3 {
+            let values = received.filter { $0.partition == partition }.map { Int(String(decoding: $0.value ?? [], as: UTF8.self))! }
+            #expect(values == Array(stride(from: Int(partition), to: records.count, by: 3)), "partition \(partition) in send order")
+        }
+
+        try await producer.close()
+        let afterClose = await producer.send(Array(records.prefix(3)))
+        #expect(afterClose.count == 3)
+        for result in afterClose {
+            guard case .failure(let error) = result else {
+                Issue.record("a closed producer delivered a record")
+                continue
+            }
+            #expect(error.code == KafkaError.Code.clientClosed)
+        }
+    }
+
     @Test("Records whose partition leader returns errors: retriable errors are retried to success, others are reported in the delivery result")
     func produceErrors() async throws {
         // One topic per case: librdkafka remembers a topic's authorization failure until its next metadata refresh.
