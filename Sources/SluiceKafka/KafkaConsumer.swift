@@ -81,6 +81,19 @@ public final class KafkaConsumer: Sendable {
         try await engine.perform(.resume(partitions))
     }
 
+    /// The next offset the application will be given, for those of `partitions` whose fetched
+    /// records have all been taken from ``batches`` (nothing buffered or held for them).
+    ///
+    /// Read on the poll thread between polls, so a returned position `P` means every record of
+    /// that partition below `P` has already been returned by ``batches``. Unlike offsets of
+    /// records seen, a position also moves past offsets that hold no record for the application:
+    /// transaction markers, aborted records under `read_committed`, compacted-away records.
+    func drainedPositions(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Offset] {
+        let positions = Mutex<[TopicPartition: Offset]>([:])
+        try await engine.perform(.drainedPositions(partitions) { result in positions.withLock { $0 = result } })
+        return positions.withLock { $0 }
+    }
+
     /// Moves assigned partitions to new positions. Records of those partitions fetched but not
     /// yet taken are dropped; delivery continues at the new offsets.
     public func seek(_ offsets: [TopicPartition: Offset]) async throws(KafkaError) {

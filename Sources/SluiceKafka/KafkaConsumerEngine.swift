@@ -17,6 +17,8 @@ final class KafkaConsumerEngine: Sendable {
         case pause([TopicPartition])
         case resume([TopicPartition])
         case seek([TopicPartition: Offset])
+        /// The positions of those partitions that have nothing buffered or held (see ``drainedPositions(_:)``).
+        case drainedPositions([TopicPartition], reply: @Sendable ([TopicPartition: Offset]) -> Void)
     }
 
     private struct PendingCommand: Sendable {
@@ -361,6 +363,19 @@ final class KafkaConsumerEngine: Sendable {
                 dropBuffered(&state) { partitions.contains($0) }
             }
             try client.seek(offsets, timeoutMilliseconds: 10_000)
+        case .drainedPositions(let partitions, let reply):
+            // Between polls, every record librdkafka handed over (which is what moved the position)
+            // is in the buffer or already taken; a partition with nothing buffered or held has had
+            // every record below its position taken through `nextBatch()`.
+            let positions = try client.position(partitions)
+            let buffered: Set<TopicPartition> = state.withLock { state in
+                var buffered = Set(state.held.keys)
+                for batch in state.batches {
+                    for record in batch { buffered.insert(record.topicPartition) }
+                }
+                return buffered
+            }
+            reply(positions.filter { !buffered.contains($0.key) })
         }
     }
 

@@ -14,10 +14,12 @@ public final class KafkaRangeReader: Sendable {
     /// Per partition, the offsets to read: `lowerBound` first, `upperBound` excluded.
     public let ranges: [TopicPartition: Range<Offset>]
     private let consumer: KafkaConsumer
+    private let logger: Logger
 
-    private init(ranges: [TopicPartition: Range<Offset>], consumer: KafkaConsumer) {
+    private init(ranges: [TopicPartition: Range<Offset>], consumer: KafkaConsumer, logger: Logger) {
         self.ranges = ranges
         self.consumer = consumer
+        self.logger = logger
     }
 
     /// Resolves `plan` for `topics` and assigns the partitions with something to read.
@@ -78,7 +80,7 @@ public final class KafkaRangeReader: Sendable {
             let assignment = ranges.filter { !$0.value.isEmpty }.mapValues(\.lowerBound)
             if !assignment.isEmpty { try await consumer.assign(assignment) }
             logger.debug("replay ranges resolved", metadata: ["ranges": "\(ranges)"])
-            return KafkaRangeReader(ranges: ranges, consumer: consumer)
+            return KafkaRangeReader(ranges: ranges, consumer: consumer, logger: logger)
         } catch {
             try? await consumer.close()
             throw error
@@ -87,32 +89,95 @@ public final class KafkaRangeReader: Sendable {
 
     /// The records of ``ranges``, in batches; finishes when every partition reached its end.
     /// Read it once.
+    ///
+    /// A partition ends when the last offset of its range was read, or, for a range whose last
+    /// offsets hold no record for the application (a transaction marker, aborted records under
+    /// `read_committed`, compacted-away records), when the consumer's position is past the end
+    /// with every record below it delivered: checked whenever no batch came for
+    /// ``idleCheckInterval``.
     public var batches: AsyncThrowingStream<[Record], any Error> {
         let ranges = self.ranges
         let consumer = self.consumer
+        let logger = self.logger
         return AsyncThrowingStream { continuation in
             let task = Task {
-                var pending = Set(ranges.filter { !$0.value.isEmpty }.keys)
                 do {
-                    if !pending.isEmpty {
-                        for try await batch in consumer.batches {
-                            let inRange = batch.filter { record in
-                                guard let range = ranges[record.topicPartition] else { return false }
-                                // A partition is done once the last offset of its range (or
-                                // anything past it: compaction leaves gaps) was read.
-                                if record.offset.next >= range.upperBound { pending.remove(record.topicPartition) }
-                                return range.contains(record.offset)
-                            }
-                            if !inRange.isEmpty { continuation.yield(inRange) }
-                            if pending.isEmpty || Task.isCancelled { break }
-                        }
-                    }
+                    try await Self.read(ranges, from: consumer, idleCheck: Self.idleCheckInterval, logger: logger) { continuation.yield($0) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// How long the reader waits for a batch before it asks how far the consumer has read.
+    static let idleCheckInterval: Duration = .milliseconds(500)
+
+    /// Hands `deliver` the records of `ranges` until every partition reached its end; returns
+    /// early when the task is cancelled.
+    static func read(
+        _ ranges: [TopicPartition: Range<Offset>], from consumer: some RangeReaderConsumer, idleCheck: Duration, logger: Logger,
+        deliver: ([Record]) -> Void
+    ) async throws {
+        var pending = Set(ranges.filter { !$0.value.isEmpty }.keys)
+        while !pending.isEmpty && !Task.isCancelled {
+            switch try await nextBatch(of: consumer, within: idleCheck) {
+            case .batch(let batch):
+                var finished: [TopicPartition] = []
+                let inRange = batch.filter { record in
+                    guard let range = ranges[record.topicPartition] else { return false }
+                    // The last offset of the range read (or anything past it: compaction leaves gaps).
+                    if record.offset.next >= range.upperBound, pending.remove(record.topicPartition) != nil {
+                        finished.append(record.topicPartition)
+                    }
+                    return range.contains(record.offset)
+                }
+                if !inRange.isEmpty { deliver(inRange) }
+                // Nothing more is wanted from them: stop fetching what lies past their ends.
+                if !finished.isEmpty && !pending.isEmpty { try? await consumer.pause(finished) }
+            case .idle:
+                let positions = try await consumer.drainedPositions(Array(pending))
+                let reached = positions.filter { partition, position in ranges[partition].map { position >= $0.upperBound } ?? false }
+                if !reached.isEmpty {
+                    logger.debug(
+                        "partitions read to ends that hold no record (transaction markers, compaction)",
+                        metadata: ["partitions": "\(reached.keys.sorted())"])
+                    pending.subtract(reached.keys)
+                    if !pending.isEmpty { try? await consumer.pause(Array(reached.keys)) }
+                }
+            case .ended:
+                if Task.isCancelled { return }
+                throw KafkaError(
+                    code: .clientClosed, number: -172,
+                    message: "the consumer stopped before the ranges were read (\(pending.count) partition(s) unfinished)")
+            }
+        }
+    }
+
+    private enum Wait: Sendable {
+        case batch([Record])
+        case idle
+        case ended
+    }
+
+    /// The consumer's next batch, or `.idle` when none came within `timeout`. A batch that arrives
+    /// while the wait is given up is returned, never dropped.
+    private static func nextBatch(of consumer: some RangeReaderConsumer, within timeout: Duration) async throws -> Wait {
+        try await withThrowingTaskGroup(of: Wait.self) { group in
+            group.addTask { try await consumer.nextBatch().map(Wait.batch) ?? .ended }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return .idle
+            }
+            var outcome = try await group.next() ?? .ended
+            group.cancelAll()
+            // The cancelled wait for a batch ends with `.ended`, unless a batch reached it first.
+            while let other = try await group.next() {
+                if case .batch = other { outcome = other }
+            }
+            return outcome
         }
     }
 
@@ -125,4 +190,24 @@ public final class KafkaRangeReader: Sendable {
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000).rounded(.down)) }
+}
+
+/// What ``KafkaRangeReader`` needs of its consumer (``KafkaConsumer``; a seam for tests of the
+/// end-of-range rules, whose gaps the embedded broker cannot produce: it writes no transaction
+/// markers and never compacts).
+protocol RangeReaderConsumer: Sendable {
+    /// The next batch; `nil` when the consumer stopped or the calling task was cancelled.
+    func nextBatch() async throws -> [Record]?
+    /// Positions of the partitions whose fetched records were all delivered (see
+    /// ``KafkaConsumer/drainedPositions(_:)``).
+    func drainedPositions(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Offset]
+    /// Stops fetching for `partitions`.
+    func pause(_ partitions: [TopicPartition]) async throws
+}
+
+extension KafkaConsumer: RangeReaderConsumer {
+    func nextBatch() async throws -> [Record]? {
+        var iterator = batches.makeAsyncIterator()
+        return try await iterator.next()
+    }
 }
