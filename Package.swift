@@ -211,11 +211,18 @@ let package = Package(
             path: "Tests/ReadmeSampleTests",
             swiftSettings: strictSettings
         ),
+        // What the test services below share (their O_APPEND ledger).
+        .target(
+            name: "SluiceTestServiceSupport",
+            path: "Tests/Support/ServiceSupport",
+            swiftSettings: strictSettings
+        ),
         // A consumer service the tests start as a separate process, to kill it.
         .executableTarget(
             name: "sluice-test-consumer",
             dependencies: [
                 "Sluice",
+                "SluiceTestServiceSupport",
                 "SluiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -228,6 +235,7 @@ let package = Package(
             name: "sluice-test-balance-consumer",
             dependencies: [
                 "Sluice",
+                "SluiceTestServiceSupport",
                 "SluiceCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

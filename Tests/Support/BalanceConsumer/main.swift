@@ -12,6 +12,7 @@ import Logging
 import Sluice
 import SluiceCLI
 import Synchronization
+import SluiceTestServiceSupport
 
 struct Posting: Decodable, Sendable {
     var account: String
@@ -76,20 +77,6 @@ final class CrashingStore: DedupeStore {
 
     func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
         try await base.pruneProcessedEvents(olderThan: cutoff)
-    }
-}
-
-/// Appends lines with O_APPEND, one write per line.
-final class Ledger: Sendable {
-    private let descriptor: Int32
-
-    init(path: String) {
-        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-    }
-
-    func append(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 }
 

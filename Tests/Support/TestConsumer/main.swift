@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import Sluice
 import SluiceCLI
+import SluiceTestServiceSupport
 
 enum TestConsumer: ConsumerServiceDefinition {
     typealias Store = InMemoryDedupeStore
@@ -44,21 +45,6 @@ enum TestConsumer: ConsumerServiceDefinition {
         default:
             throw ValidationError("the test consumer has only in-memory stores: --database memory | memory-forgetful")
         }
-    }
-}
-
-/// Appends lines with O_APPEND: each line reaches the file in one write, so a SIGKILL can cut
-/// the ledger only between lines.
-final class Ledger: Sendable {
-    private let descriptor: Int32
-
-    init(path: String) {
-        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-    }
-
-    func append(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 }
 
