@@ -132,7 +132,10 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
 
         var summary: ReplaySummary
         if let snapshot {
-            print("replaying \(snapshot)\(dryRun ? " (dry run)" : ""), dedupe \(dedupe), group \(group)")
+            // Every line is checked before anything is replayed: a bad line half-way must not
+            // leave a half-replayed file behind.
+            let count = try SnapshotReader(path: snapshot).validate()
+            print("replaying \(snapshot) (\(count) records)\(dryRun ? " (dry run)" : ""), dedupe \(dedupe), group \(group)")
             let batches = SnapshotReader(path: snapshot).batches().map { batch in batch.filter(plan.contains) }
             summary = await Self.interruptible { await runner.run(batches, progress: display.show) }
         } else {

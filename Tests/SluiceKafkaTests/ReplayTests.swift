@@ -226,4 +226,45 @@ struct ReplayTests {
         let again = try run(["--to-offset", "0:2"])
         #expect(again.output.contains("0 handled") && again.output.contains("3 skipped as duplicates"))
     }
+
+    @Test("replay --snapshot checks the whole file first: a partition going back in offsets stops it with the line number and nothing handled")
+    func snapshotCheckedFirst() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-replay-snapshot-\(UUID().uuidString)")
+        let schemas = directory.appendingPathComponent("EventSchemas/ledger.amount_posted")
+        try FileManager.default.createDirectory(at: schemas, withIntermediateDirectories: true)
+        try ExactlyOnceTests.schema.write(to: schemas.appendingPathComponent("v1.schema.json"), atomically: true, encoding: .utf8)
+        func line(_ offset: Int64, _ id: String) -> String {
+            let value = #"{"event_id":"\#(id)","event_type":"ledger.amount_posted","schema_version":1,"occurred_at":"2026-11-22T10:00:00Z","producer":"tests","correlation_id":"c","causation_id":"x","subject":"account:a","data":{"account":"a","amount":5}}"#
+            return SnapshotRecordCoding.encode(Record(topic: "ledger", partition: 0, offset: Offset(offset), value: Array(value.utf8)))
+        }
+        func replay(_ lines: [String]) throws -> (status: Int32, output: String, errors: String) {
+            let snapshot = directory.appendingPathComponent("snapshot-\(UUID().uuidString).jsonl")
+            try lines.joined(separator: "\n").write(to: snapshot, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent("sluice-test-balance-consumer")
+            process.arguments = [
+                "replay", "--snapshot", snapshot.path, "--group", "balances",
+                "--database", directory.appendingPathComponent("store.sqlite").path,
+                "--schemas", directory.appendingPathComponent("EventSchemas").path,
+            ]
+            let output = Pipe()
+            let errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            try process.run()
+            let outputData = output.fileHandleForReading.readDataToEndOfFile()
+            let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+        }
+        let backwards = try replay([line(0, "s0"), line(1, "s1"), line(2, "s2"), line(1, "s1-again")])
+        #expect(backwards.status != 0)
+        #expect(backwards.errors.contains("SNAPSHOT_LINE_INVALID") && backwards.errors.contains(":4: offset 1 of ledger[0]"), "\(backwards.errors)")
+        #expect(!backwards.output.contains("replay finished"))
+        // Nothing of the refused file was handled: the same three events are all new to the store.
+        let fixed = try replay([line(0, "s0"), line(1, "s1"), line(2, "s2")])
+        #expect(fixed.status == 0, "\(fixed.errors)")
+        #expect(fixed.output.contains("(3 records)") && fixed.output.contains("3 handled"), "\(fixed.output)")
+    }
 }

@@ -106,5 +106,61 @@ struct SnapshotRecordCodingTests {
 
         let forcedSnapshot = validator.validate(contents: Array(valid.utf8), format: .snapshot)
         #expect(forcedSnapshot.failures.first?.error.code == .snapshotLineInvalid)
+
+        // As replay reads them: a partition's offsets must increase down the file.
+        let backwards = [1, 3, 2].map { offset in
+            SnapshotRecordCoding.encode(Record(topic: "billing", partition: 0, offset: Offset(Int64(offset)), value: Array(valid.utf8)))
+        } + [SnapshotRecordCoding.encode(Record(topic: "billing", partition: 1, offset: 0, value: Array(valid.utf8)))]
+        let ordered = validator.validate(contents: Array(backwards.joined(separator: "\n").utf8))
+        #expect(ordered.failures.map(\.lineNumber) == [3])
+        #expect(ordered.failures.first?.error.code == .snapshotLineInvalid)
+        #expect(ordered.failures.first?.error.message.contains("does not come after offset 3 on line 2") == true)
+    }
+}
+
+@Suite("Snapshot files")
+struct SnapshotReaderTests {
+    static func line(_ topic: String, _ partition: Int32, _ offset: Int64) -> String {
+        SnapshotRecordCoding.encode(Record(topic: topic, partition: partition, offset: Offset(offset), value: Array("v\(offset)".utf8)))
+    }
+
+    static func file(_ lines: [String]) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-snapshot-\(UUID().uuidString).jsonl").path
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("Batches stream the file in order, partitions interleaved; blank lines skipped; validate counts the records")
+    func streams() async throws {
+        var lines: [String] = []
+        for offset in Int64(0)..<2_500 { lines.append(Self.line("t", Int32(offset % 3), offset)) }
+        lines.insert("", at: 7)
+        let path = try Self.file(lines)
+        var read: [Record] = []
+        var batchSizes: [Int] = []
+        for try await batch in SnapshotReader(path: path, batchSize: 1_000).batches() {
+            read += batch
+            batchSizes.append(batch.count)
+        }
+        #expect(read.map(\.offset.rawValue) == Array(0..<2_500))
+        #expect(batchSizes == [1_000, 1_000, 500])
+        #expect(try SnapshotReader(path: path).validate() == 2_500)
+    }
+
+    @Test("A partition whose offsets go back is refused with SNAPSHOT_LINE_INVALID and both line numbers, before any of it is replayed")
+    func offsetsGoingBack() async throws {
+        let path = try Self.file([
+            Self.line("t", 0, 5), Self.line("t", 1, 0), Self.line("t", 0, 6), Self.line("u", 0, 1), Self.line("t", 0, 6),
+        ])
+        let error = #expect(throws: SluiceError.self) { try SnapshotReader(path: path).validate() }
+        #expect(error?.code == .snapshotLineInvalid)
+        #expect(error?.message.contains(":5: offset 6 of t[0] does not come after offset 6 on line 3") == true, "\(error?.message ?? "")")
+        #expect(throws: SluiceError.self) { try SnapshotReader(path: path).readAll() }
+
+        let unreadable = #expect(throws: SluiceError.self) { try SnapshotReader(path: path + ".missing").validate() }
+        #expect(unreadable?.code == .snapshotUnreadable)
+        let garbled = try Self.file([Self.line("t", 0, 1), "{\"topic\":"])
+        let bad = #expect(throws: SluiceError.self) { try SnapshotReader(path: garbled).validate() }
+        #expect(bad?.code == .snapshotLineInvalid && bad?.message.contains(":2:") == true)
     }
 }

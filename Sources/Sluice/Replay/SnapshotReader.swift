@@ -16,7 +16,8 @@ public struct SnapshotReader: Sendable {
     /// The file's records in batches, in file order.
     ///
     /// The sequence throws ``SluiceError`` with ``SluiceError/Code/snapshotLineInvalid`` (the
-    /// line number in the message) for a line that is not a snapshot record, and
+    /// line number in the message) for a line that is not a snapshot record or whose offset does
+    /// not come after its partition's previous one, and
     /// ``SluiceError/Code/snapshotUnreadable`` when the file cannot be read. Blank lines are skipped.
     public func batches() -> AsyncThrowingStream<[Record], any Error> {
         let path = self.path
@@ -45,6 +46,20 @@ public struct SnapshotReader: Sendable {
         }
     }
 
+    /// Reads the whole file without keeping it, checking every line, and returns how many
+    /// records it holds: a replay checks its snapshot this way before it runs anything.
+    ///
+    /// - Throws: ``SluiceError`` as ``batches()`` would, for the first bad line.
+    @discardableResult
+    public func validate() throws -> Int {
+        var count = 0
+        try Self.read(path: path, batchSize: 1_000) { batch in
+            count += batch.count
+            return true
+        }
+        return count
+    }
+
     /// Every record of the file (for small files: tests, fixtures).
     public func readAll() throws -> [Record] {
         var records: [Record] = []
@@ -63,17 +78,32 @@ public struct SnapshotReader: Sendable {
         var pending: [UInt8] = []
         var batch: [Record] = []
         var lineNumber = 0
+        var lastOffsets: [TopicPartition: (offset: Offset, line: Int)] = [:]
         func take(_ line: ArraySlice<UInt8>) throws {
             lineNumber += 1
             var line = line
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
             guard line.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else { return }
+            let record: Record
             do {
-                batch.append(try SnapshotRecordCoding.decode(line: line))
+                record = try SnapshotRecordCoding.decode(line: line)
             } catch {
                 throw SluiceError(
                     code: .snapshotLineInvalid, message: "\(path):\(lineNumber): \(error.message)", path: error.path, underlying: error)
             }
+            // Replays take a partition's records in offset order and pass over offsets they have
+            // had; a file that goes back would lose records quietly, so it is refused instead.
+            let partition = record.topicPartition
+            if let last = lastOffsets[partition], record.offset <= last.offset {
+                throw SluiceError(
+                    code: .snapshotLineInvalid,
+                    message: "\(path):\(lineNumber): offset \(record.offset.rawValue) of \(partition) does not come after offset "
+                        + "\(last.offset.rawValue) on line \(last.line); a snapshot lists each partition's records in increasing "
+                        + "offset order, as sluice export writes them",
+                    path: "/offset")
+            }
+            lastOffsets[partition] = (record.offset, lineNumber)
+            batch.append(record)
         }
         while true {
             let chunk: Data

@@ -58,6 +58,7 @@ public struct EnvelopeFileValidator: Sendable {
         var summary = Summary()
         var lineNumber = 0
         var lineStart = 0
+        var lastOffsets: [TopicPartition: (offset: Offset, line: Int)] = [:]
         while lineStart < contents.count {
             lineNumber += 1
             var lineEnd = lineStart
@@ -69,7 +70,22 @@ public struct EnvelopeFileValidator: Sendable {
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
 
             summary.linesChecked += 1
-            if let failure = validate(line: line, lineNumber: lineNumber, format: format) {
+            var (failure, record) = check(line: line, lineNumber: lineNumber, format: format)
+            if let record {
+                // As replay reads snapshots: each partition's offsets increase down the file.
+                let partition = record.topicPartition
+                if let last = lastOffsets[partition], record.offset <= last.offset, failure == nil {
+                    failure = Failure(
+                        lineNumber: lineNumber,
+                        error: SluiceError(
+                            code: .snapshotLineInvalid,
+                            message: "offset \(record.offset.rawValue) of \(partition) does not come after offset \(last.offset.rawValue) on line \(last.line)",
+                            path: "/offset"),
+                        topicPartitionOffset: "\(record.topic)/\(record.partition)@\(record.offset.rawValue)")
+                }
+                lastOffsets[partition] = (max(record.offset, lastOffsets[partition]?.offset ?? record.offset), lineNumber)
+            }
+            if let failure {
                 summary.failures.append(failure)
             } else {
                 summary.validCount += 1
@@ -79,7 +95,15 @@ public struct EnvelopeFileValidator: Sendable {
     }
 
     /// Validates one line; `nil` when it passes.
+    ///
+    /// A snapshot line is checked on its own here; ``validate(contents:format:)`` also checks
+    /// that each partition's offsets increase down the file.
     public func validate(line: ArraySlice<UInt8>, lineNumber: Int, format: Format) -> Failure? {
+        check(line: line, lineNumber: lineNumber, format: format).failure
+    }
+
+    /// One line's failure, if any, and its record when it is a snapshot line that could be read.
+    private func check(line: ArraySlice<UInt8>, lineNumber: Int, format: Format) -> (failure: Failure?, record: Record?) {
         let bytes = Array(line)
         let isSnapshot: Bool
         switch format {
@@ -91,17 +115,19 @@ public struct EnvelopeFileValidator: Sendable {
             isSnapshot = Self.looksLikeSnapshotRecord(bytes)
         }
         var location: String?
+        var record: Record?
         do throws(SluiceError) {
             if isSnapshot {
-                let record = try SnapshotRecordCoding.decode(line: bytes)
-                location = "\(record.topic)/\(record.partition)@\(record.offset.rawValue)"
-                _ = try decoder.decode(record.value)
+                let decoded = try SnapshotRecordCoding.decode(line: bytes)
+                record = decoded
+                location = "\(decoded.topic)/\(decoded.partition)@\(decoded.offset.rawValue)"
+                _ = try decoder.decode(decoded.value)
             } else {
                 _ = try decoder.decode(bytes)
             }
-            return nil
+            return (nil, record)
         } catch {
-            return Failure(lineNumber: lineNumber, error: error, topicPartitionOffset: location)
+            return (Failure(lineNumber: lineNumber, error: error, topicPartitionOffset: location), record)
         }
     }
 
