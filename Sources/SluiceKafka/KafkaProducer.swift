@@ -96,7 +96,9 @@ public final class KafkaProducer: Sendable {
     /// partition are stored in the order of `records`; with ``KafkaProducerConfiguration/idempotent``
     /// (the default) librdkafka's retries keep that order too. When a record cannot be queued,
     /// it and every record after it fail with that error and are not sent, so no later record
-    /// overtakes it.
+    /// overtakes it. If the calling task is cancelled while it waits for reports, the records
+    /// without one yet are returned as failed (`CLIENT_CLOSED`, "no delivery report") although
+    /// librdkafka may still deliver them.
     ///
     /// - Returns: One result per record, in the order of `records`.
     public func send(_ records: [ProducerRecord]) async -> [Result<DeliveryReport, KafkaError>] {
