@@ -26,6 +26,7 @@ public struct SluiceError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The error this one wraps, if any, described (errors are not all `Hashable`).
     public var underlying: String?
 
+    /// An error with a stable `code` and a `message` for a person; `path` points into the document at fault.
     public init(
         code: Code,
         message: String,

@@ -37,8 +37,11 @@ public protocol ConsumerServiceDefinition: Sendable {
 }
 
 extension ConsumerServiceDefinition {
+    /// `EventSchemas`, relative to the working directory.
     public static var schemasDirectory: String { "EventSchemas" }
+    /// None: every handler takes the schema version its events arrive in.
     public static func upcasters() -> [Upcaster] { [] }
+    /// None: the service keeps no tables of its own.
     public static func migrations() -> [StoreMigration] { [] }
 }
 

@@ -36,6 +36,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         /// nothing (another process prunes the shared store). Default: ``ProcessedEventRetention/init(horizon:interval:)``.
         public var retention: ProcessedEventRetention? = ProcessedEventRetention()
 
+        /// A consumer of `topics` with `consumer`'s Kafka settings and the defaults described on each property.
         public init(consumer: KafkaConsumerConfiguration, topics: [String]) {
             self.consumer = consumer
             self.topics = topics

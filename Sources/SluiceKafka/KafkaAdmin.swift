@@ -15,6 +15,7 @@ public final class KafkaAdmin: Sendable {
         /// Topic-level configuration, e.g. `retention.ms`.
         public var config: [String: String]
 
+        /// A topic named `name` with `partitions` partitions.
         public init(name: String, partitions: Int, replicationFactor: Int = 1, config: [String: String] = [:]) {
             self.name = name
             self.partitions = partitions

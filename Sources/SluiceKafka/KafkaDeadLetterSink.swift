@@ -6,6 +6,7 @@ import Sluice
 public struct KafkaDeadLetterSink: DeadLetterSink {
     private let producer: KafkaProducer
 
+    /// A sink writing with `producer` (keep it idempotent, as ``KafkaProducerConfiguration`` is by default).
     public init(producer: KafkaProducer) {
         self.producer = producer
     }

@@ -55,6 +55,7 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public var number: Int32
     }
 
+    /// An error with librdkafka's `code` name and `number`, and a message for a person.
     public init(
         code: Code,
         number: Int32,

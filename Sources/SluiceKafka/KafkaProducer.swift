@@ -19,6 +19,7 @@ public struct ProducerRecord: Sendable, Hashable {
     /// Create time in milliseconds since the epoch; `nil` for now.
     public var timestampMilliseconds: Int64?
 
+    /// A record for `topic`; with no `partition` the partitioner picks one from the key.
     public init(
         topic: String,
         partition: Int32? = nil,

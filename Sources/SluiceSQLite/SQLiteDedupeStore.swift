@@ -28,6 +28,7 @@ public final class SQLiteDedupeStore: DedupeStore {
         /// Concurrent readers (offset lookups, tooling). Default: 4.
         public var maximumReaderCount = 4
 
+        /// The defaults described on each property.
         public init() {}
     }
 

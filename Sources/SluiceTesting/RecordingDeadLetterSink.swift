@@ -5,6 +5,7 @@ import Synchronization
 public final class RecordingDeadLetterSink: DeadLetterSink {
     private let sent = Mutex<[DeadLetterRecord]>([])
 
+    /// A sink that has recorded nothing yet.
     public init() {}
 
     public func send(_ record: DeadLetterRecord) async throws {

@@ -8,6 +8,7 @@ public struct DeadLetterPolicy: Sendable, Hashable {
     /// written (the partition stays halted meanwhile). Default: 30 s.
     public var maxRetryDelay: Duration = .seconds(30)
 
+    /// The defaults described on each property.
     public init() {}
 
     /// The dead-letter topic for records of `topic`.

@@ -17,6 +17,7 @@ public struct DeadLetterReason: Sendable, Hashable {
     /// The envelope's `correlation_id`, when it had one.
     public var correlationID: String?
 
+    /// Describes why a record is dead-lettered; ``DeadLetterRecord`` adds the provenance headers from it.
     public init(
         code: SluiceError.Code, message: String, isRetriable: Bool = false, attempts: Int = 1,
         handler: String? = nil, eventID: String? = nil, correlationID: String? = nil

@@ -67,6 +67,7 @@ public struct ProcessedEvent: Sendable, Hashable {
     /// How often it was processed (more than 1 only through `reprocess` replays).
     public var processCount: Int
 
+    /// A processed-event record as a store holds it.
     public init(group: String, handler: String, eventID: String, payloadHash: String, processedAt: Date, processCount: Int) {
         self.group = group
         self.handler = handler

@@ -28,6 +28,7 @@ public final class InMemoryDedupeStore: DedupeStore {
     fileprivate let tables = Mutex(Tables())
     private let failures = Mutex<[SluiceError]>([])
 
+    /// An empty store.
     public init() {}
 
     /// An open in-memory transaction: its own writes, read over the committed tables.

@@ -22,6 +22,7 @@ public struct ProcessedEventRetention: Sendable, Hashable {
     /// How often expired records are pruned. Default: 10 minutes.
     public var interval: Duration
 
+    /// A retention: records older than `horizon` are pruned every `interval`.
     public init(horizon: Duration = .seconds(30 * 24 * 3_600), interval: Duration = .seconds(600)) {
         self.horizon = horizon
         self.interval = interval
@@ -44,6 +45,7 @@ public struct ProcessedEventPruner<Store: DedupeStore>: Service {
     private let logger: Logger
     private let clock: @Sendable () -> Date
 
+    /// A pruner of `store` by `retention`; `clock` is the time the horizon counts back from (tests set it).
     public init(
         store: Store, retention: ProcessedEventRetention, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }
     ) {

@@ -70,6 +70,7 @@ public struct SQLRow: Sendable, Hashable {
     /// The values, one per column.
     public let values: [SQLValue]
 
+    /// A row; `values` holds one value per column, in the order of `columns`.
     public init(columns: [String], values: [SQLValue]) {
         precondition(columns.count == values.count, "a row needs one value per column")
         self.columns = columns

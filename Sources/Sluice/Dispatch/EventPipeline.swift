@@ -47,6 +47,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         /// How records of one lane share store transactions. Default: ``GroupCommit/init()``.
         public var groupCommit = GroupCommit()
 
+        /// The defaults for consumer group `group` (the dedupe records and stored offsets are kept under it).
         public init(group: String) {
             self.group = group
         }
@@ -62,6 +63,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         /// How long a group may keep adding records. Default: 100 ms.
         public var maxDuration: Duration
 
+        /// Groups of at most `maxRecords` records that keep adding records for at most `maxDuration`.
         public init(maxRecords: Int = 100, maxDuration: Duration = .milliseconds(100)) {
             self.maxRecords = maxRecords
             self.maxDuration = maxDuration
@@ -79,6 +81,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let clock: @Sendable () -> Date
     private let random: @Sendable () -> Double
 
+    /// A pipeline that decodes records with `decoder`, upcasts and routes them with `upcasters`
+    /// and `router`, runs their handlers in `store` transactions and dead-letters to
+    /// `deadLetterSink`; `clock` and `random` (retry jitter) are for tests.
     public init(
         configuration: Configuration,
         decoder: EnvelopeDecoder,

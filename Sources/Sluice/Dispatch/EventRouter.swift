@@ -23,6 +23,7 @@ public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
 
     private var routesByType: [String: [Route]] = [:]
 
+    /// A router with no routes.
     public init() {}
 
     /// Registers a typed handler for `eventType`.

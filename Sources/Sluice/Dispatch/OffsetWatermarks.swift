@@ -12,6 +12,7 @@ public final class OffsetWatermarks: Sendable {
 
     private let state = Mutex(State())
 
+    /// Watermarks with no partition tracked.
     public init() {}
 
     /// Records that every record of `partition` before `next` has a durable outcome.

@@ -18,6 +18,7 @@ public final class PartitionDispatcher: Sendable {
         /// commit them in one store transaction. Default: 100.
         public var maxBatch: Int = 100
 
+        /// The defaults described on each property.
         public init() {}
     }
 

@@ -16,6 +16,7 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The fraction of each delay that is random (0 = none, 1 = "full jitter"). Default: 0.5.
     public var jitter: Double = 0.5
 
+    /// The defaults described on each property.
     public init() {}
 
     /// No retries: the first failure is final.

@@ -9,6 +9,7 @@ public struct Offset: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public var rawValue: Int64
 
     public init(rawValue: Int64) { self.rawValue = rawValue }
+    /// The offset `value`.
     public init(_ value: Int64) { self.rawValue = value }
     public init(integerLiteral value: Int64) { self.rawValue = value }
 

@@ -13,6 +13,7 @@ public struct RecordTimestamp: Hashable, Sendable {
     /// Who set the timestamp.
     public var type: TimestampType
 
+    /// A timestamp of `milliseconds` since the epoch, set by `type`.
     public init(milliseconds: Int64, type: TimestampType) {
         self.milliseconds = milliseconds
         self.type = type
@@ -26,6 +27,7 @@ public struct RecordHeader: Hashable, Sendable {
     /// The value's bytes, or `nil` for a header with a null value.
     public var value: [UInt8]?
 
+    /// A header; a `nil` value is a header with a null value.
     public init(name: String, value: [UInt8]?) {
         self.name = name
         self.value = value
@@ -58,6 +60,7 @@ public struct Record: Hashable, Sendable {
     /// The headers in the order they were written.
     public var headers: [RecordHeader]
 
+    /// A record as Kafka stored it (tests and snapshot files build them too).
     public init(
         topic: String,
         partition: Int32,

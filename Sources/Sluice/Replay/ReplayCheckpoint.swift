@@ -9,6 +9,7 @@ public struct ReplayCheckpoint: Sendable, Hashable {
     /// Per partition, the next offset still to replay.
     public var positions: [TopicPartition: Offset]
 
+    /// A checkpoint at `positions` (empty: nothing replayed yet).
     public init(positions: [TopicPartition: Offset] = [:]) {
         self.positions = positions
     }

@@ -43,6 +43,7 @@ public struct ReplayPlan: Sendable, Hashable {
         /// The offset.
         public var offset: Offset
 
+        /// Offset `offset` of partition `partition`.
         public init(partition: Int32, offset: Offset) {
             self.partition = partition
             self.offset = offset
@@ -76,6 +77,7 @@ public struct ReplayPlan: Sendable, Hashable {
     /// or, when only offsets were given, the partitions they name.
     public var partitions: Set<Int32>?
 
+    /// A plan reading all of `source`: every partition from its beginning to its end.
     public init(source: Source) {
         self.source = source
     }

@@ -20,6 +20,7 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
         /// How often progress is reported and the checkpoint written. Default: 1 s.
         public var progressInterval: Duration = .seconds(1)
 
+        /// The defaults described on each property.
         public init() {}
     }
 
@@ -27,6 +28,7 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
     private let configuration: Configuration
     private let logger: Logger
 
+    /// A runner feeding `pipeline` (configured for replay: see ``replayConfiguration(group:dedupe:dryRun:)``).
     public init(pipeline: EventPipeline<Store>, configuration: Configuration = Configuration(), logger: Logger) {
         self.pipeline = pipeline
         self.configuration = configuration

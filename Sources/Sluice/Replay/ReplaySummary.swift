@@ -19,6 +19,7 @@ public struct ReplaySummary: Sendable, Hashable {
         /// Records without an outcome (the replay was interrupted).
         public var abandoned = 0
 
+        /// A summary with nothing counted yet.
         public init() {}
 
         mutating func add(_ record: Record, _ outcome: RecordOutcome) {

@@ -8,6 +8,7 @@ public struct SnapshotReader: Sendable {
     /// Records per batch. Default: 500.
     public var batchSize: Int
 
+    /// A reader of the snapshot file at `path`, `batchSize` records per batch.
     public init(path: String, batchSize: Int = 500) {
         self.path = path
         self.batchSize = max(1, batchSize)
