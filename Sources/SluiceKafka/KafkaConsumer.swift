@@ -87,7 +87,8 @@ public final class KafkaConsumer: Sendable {
     /// Read on the poll thread between polls, so a returned position `P` means every record of
     /// that partition below `P` has already been returned by ``batches``. Unlike offsets of
     /// records seen, a position also moves past offsets that hold no record for the application:
-    /// transaction markers, aborted records under `read_committed`, compacted-away records.
+    /// transaction markers and aborted records under `read_committed` (librdkafka moves the
+    /// position past a control record as it is consumed).
     func drainedPositions(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Offset] {
         let positions = Mutex<[TopicPartition: Offset]>([:])
         try await engine.perform(.drainedPositions(partitions) { result in positions.withLock { $0 = result } })

@@ -90,11 +90,11 @@ public final class KafkaRangeReader: Sendable {
     /// The records of ``ranges``, in batches; finishes when every partition reached its end.
     /// Read it once.
     ///
-    /// A partition ends when the last offset of its range was read, or, for a range whose last
-    /// offsets hold no record for the application (a transaction marker, aborted records under
-    /// `read_committed`, compacted-away records), when the consumer's position is past the end
-    /// with every record below it delivered: checked whenever no batch came for
-    /// ``idleCheckInterval``.
+    /// A partition ends when the last offset of its range, or any offset past it, was read (a
+    /// compacted-away last offset is passed that way), or, for a range ending in offsets that
+    /// hold no record for the application (a transaction's commit or abort marker, aborted
+    /// records under `read_committed`), when the consumer's position is past the end with every
+    /// record below it delivered: checked whenever no batch came for ``idleCheckInterval``.
     public var batches: AsyncThrowingStream<[Record], any Error> {
         let ranges = self.ranges
         let consumer = self.consumer
@@ -142,7 +142,7 @@ public final class KafkaRangeReader: Sendable {
                 let reached = positions.filter { partition, position in ranges[partition].map { position >= $0.upperBound } ?? false }
                 if !reached.isEmpty {
                     logger.debug(
-                        "partitions read to ends that hold no record (transaction markers, compaction)",
+                        "partitions read to ends that hold no record (transaction markers)",
                         metadata: ["partitions": "\(reached.keys.sorted())"])
                     pending.subtract(reached.keys)
                     if !pending.isEmpty { try? await consumer.pause(Array(reached.keys)) }
