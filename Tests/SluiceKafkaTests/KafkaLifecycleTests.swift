@@ -22,11 +22,11 @@ struct KafkaLifecycleTests {
             // One consumer closed properly, one dropped while running, one that never read anything.
             let closed = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "lifecycle"), logger: Support.logger)
             try await closed.subscribe(["lifecycle"])
-            _ = try await Support.collect(from: closed) { $0.count >= 100 }
+            _ = try await Support.collect(from: closed, what: "the group member's 100 records") { $0.count >= 100 }
             try await closed.close()
             let dropped = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: nil), logger: Support.logger)
             try await dropped.assign([TopicPartition(topic: "lifecycle", partition: 0): .beginning])
-            _ = try await Support.collect(from: dropped) { !$0.isEmpty }
+            _ = try await Support.collect(from: dropped, what: "a first record for the group-less consumer") { !$0.isEmpty }
             _ = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "idle"), logger: Support.logger)
             // A producer dropped with a record in flight.
             // Its record may never be delivered once the cluster is gone: it fails after the flush timeout.
