@@ -136,7 +136,7 @@ public final class KafkaRangeReader: Sendable {
                 }
                 if !inRange.isEmpty { deliver(inRange) }
                 // Nothing more is wanted from them: stop fetching what lies past their ends.
-                if !finished.isEmpty && !pending.isEmpty { try? await consumer.pause(finished) }
+                if !finished.isEmpty && !pending.isEmpty { await stopFetching(finished, from: consumer, logger: logger) }
             case .idle:
                 let positions = try await consumer.drainedPositions(Array(pending))
                 let reached = positions.filter { partition, position in ranges[partition].map { position >= $0.upperBound } ?? false }
@@ -145,7 +145,7 @@ public final class KafkaRangeReader: Sendable {
                         "partitions read to ends that hold no record (transaction markers)",
                         metadata: ["partitions": "\(reached.keys.sorted())"])
                     pending.subtract(reached.keys)
-                    if !pending.isEmpty { try? await consumer.pause(Array(reached.keys)) }
+                    if !pending.isEmpty { await stopFetching(Array(reached.keys), from: consumer, logger: logger) }
                 }
             case .ended:
                 if Task.isCancelled { return }
@@ -153,6 +153,16 @@ public final class KafkaRangeReader: Sendable {
                     code: .clientClosed, number: -172,
                     message: "the consumer stopped before the ranges were read (\(pending.count) partition(s) unfinished)")
             }
+        }
+    }
+
+    /// Pauses partitions whose ranges are read. Only an economy: records past a range's end are
+    /// filtered out anyway, so a failed pause is logged and reading goes on.
+    private static func stopFetching(_ partitions: [TopicPartition], from consumer: some RangeReaderConsumer, logger: Logger) async {
+        do {
+            try await consumer.pause(partitions)
+        } catch {
+            logger.debug("could not pause partitions read to their ends", metadata: ["partitions": "\(partitions)", "error": "\(error)"])
         }
     }
 
