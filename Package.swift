@@ -13,6 +13,7 @@ let package = Package(
     name: "Sluice",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "SluiceContracts", targets: ["SluiceContracts"]),
         .library(name: "Sluice", targets: ["Sluice"]),
         .library(name: "SluiceKafka", targets: ["SluiceKafka"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -35,9 +37,18 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // The event contract: JSON, JSON Schema, the envelope, RFC 3339, the compatibility gate and
+        // the snapshot format. Foundation only (a test checks the imports), so the fuzz target and
+        // tools build from it and nothing can slip a logger or a Kafka type into it.
+        .target(
+            name: "SluiceContracts",
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "Sluice",
             dependencies: [
+                "SluiceContracts",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -243,10 +254,26 @@ let package = Package(
             path: "Tests/Support/BalanceConsumer",
             swiftSettings: strictSettings
         ),
+        // Fixtures of the envelope and schema tests (temporary directories, envelopes built from
+        // fields, the project's EventSchemas), shared by the contract and CLI tests.
+        .target(
+            name: "SluiceTestFixtures",
+            dependencies: ["SluiceContracts"],
+            path: "Tests/Support/Fixtures",
+            swiftSettings: strictSettings
+        ),
+        // The event contract's tests, with the official JSON Schema Test Suite as a resource.
+        .testTarget(
+            name: "SluiceContractsTests",
+            dependencies: ["SluiceContracts", "SluiceTestFixtures"],
+            resources: [.copy("Resources/JSONSchemaTestSuite")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SluiceTests",
             dependencies: [
                 "Sluice",
+                "SluiceTestFixtures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -91,6 +91,32 @@ struct StorePipelineTests {
         }
     }
 
+    /// A SQLite store filled by an earlier version: its processed-event row carries the hash the
+    /// hand-written SHA-256 wrote (before swift-crypto). The same bytes redelivered must still be a
+    /// duplicate, and other bytes a mismatch.
+    @Test("SQLite: a processed-event row written by an earlier version still matches its redelivery")
+    func hashOfEarlierVersions() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-store-hash-\(UUID().uuidString).sqlite").path
+        let store = try await SQLDedupeStore.open(DatabaseLocation(parsing: path), migrations: Self.migrations, logger: Self.logger)
+        let earlierHash = "d5fd03a73aaf2035a8bab29d32f822e8723eac3f00df478019641549ae605858"  // of record("e1", n: 1)
+        _ = try await store.withTransaction { transaction in
+            try await transaction.markProcessed(group: "g", handler: "numbers", eventID: "e1", payloadHash: earlierHash, at: Date())
+        }
+        var registry = SchemaRegistry()
+        try registry.register(eventType: "tests.number_counted", version: 1, schemaText: Self.schema)
+        var router = EventRouter<SQLDedupeStore.Transaction>()
+        router.on("tests.number_counted", as: Number.self, handler: "numbers") { event, context in
+            try await context.transaction.execute("INSERT INTO numbers (event_id, n) VALUES (?, ?)", [.text(event.eventID), SQLValue(event.payload.n)])
+        }
+        let pipeline = EventPipeline(
+            configuration: .init(group: "g"), decoder: EnvelopeDecoder(registry: registry), upcasters: try UpcasterChain(registry: registry),
+            router: router, store: store, deadLetterSink: Sink(), logger: Self.logger)
+        let outcomes = await pipeline.process([Self.record("e1", n: 1, offset: 0), Self.record("e1", n: 2, offset: 1)])
+        #expect(outcomes == [.duplicate, .deadLettered(.eventIDPayloadMismatch)])
+        let rows = try await store.withTransaction { try await $0.query("SELECT count(*) AS n FROM numbers") }
+        #expect(rows[0]["n"]?.int == 0, "no handler ran")
+    }
+
     @Test("--database: a path or sqlite:/file: prefix is SQLite, postgres:// and postgresql:// are PostgreSQL, anything else is refused with STORE_LOCATION_INVALID")
     func databaseLocations() throws {
         #expect(try DatabaseLocation(parsing: "/var/lib/app/store.sqlite") == .sqlite(path: "/var/lib/app/store.sqlite"))

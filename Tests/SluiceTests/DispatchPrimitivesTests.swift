@@ -78,6 +78,28 @@ struct DispatchPrimitivesTests {
         #expect(PayloadHash.of(long) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 
+    /// Hashes printed by the hand-written SHA-256 that stores were filled with before swift-crypto
+    /// (commit 83d6218): an envelope, and lengths around the 55/56/64-byte padding boundaries. A
+    /// store's rows keep matching only while these stay equal.
+    @Test("Payload hashes equal the ones earlier versions wrote into stores")
+    func payloadHashMatchesEarlierVersions() {
+        let envelope = Array(#"{"causation_id":"cmd:order:7","correlation_id":"corr-42","data":{"amount_minor":129900,"currency":"EUR","order_id":"ord_7d6c5b4a3z"},"event_id":"evt_01J9ZK3M7Q","event_type":"billing.payment_authorized","occurred_at":"2025-01-31T12:00:00.123Z","producer":"billing-service","schema_version":1,"subject":"invoice:inv_456"}"#.utf8)
+        #expect(PayloadHash.of(envelope) == "aee7ff68bbabf89a5161a4f8120a425f8e8f10193e4d3a421c816388d20c36e9")
+        let written: [Int: String] = [
+            55: "8aa994584139d128848eeebc4e815639ba5ab6e6e39574195a63ac4f14f7c43b",
+            56: "ad574708f75c044c9b85de64cb568ee7711ff4f36448c6242f053ba8f6cc2b63",
+            63: "280ed3e8ff1df845b2e7dfe6ac6cee817bef20e783cc65abc41b818b4d2fe076",
+            64: "c6ab9724ade5b6a7a1edfffb12f3aa9181351355af8fd08c919952ad211339dd",
+            65: "788367c73c7ddf4c53f65e68cc0d943e6227ab55b0e78ba63ace822b1c6301c0",
+            119: "3d610547d68216dedf7435a4fb6260353911f6b3fd3f18805ddb8be285d726fe",
+            1000: "5097e7d587352f5097062ae679f37bda5802d9f875aba14c8cb4d1a188ada179",
+        ]
+        for (count, hash) in written {
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            #expect(PayloadHash.of(bytes) == hash, "\(count) bytes")
+        }
+    }
+
     @Test("In-memory transactions commit all or nothing, savepoints undo only their own writes, and concurrent records conflict")
     func inMemoryStore() async throws {
         let store = InMemoryDedupeStore()

@@ -1,5 +1,6 @@
 import Foundation
 import Sluice
+import SluiceTestFixtures
 import Testing
 
 /// Runs the real `sluice` executable (built next to the test bundle) on temporary files.

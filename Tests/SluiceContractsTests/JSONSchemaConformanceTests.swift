@@ -1,9 +1,10 @@
 import Foundation
-import Sluice
+import SluiceContracts
 import Testing
 
-/// The official JSON Schema Test Suite (draft 2020-12), from `../shared/conformance`, run for
-/// every file of a keyword Sluice's validator supports.
+/// The official JSON Schema Test Suite (draft 2020-12), shipped with these tests as a resource
+/// (`Resources/JSONSchemaTestSuite`, with its licence and commit), run for every file of a keyword
+/// Sluice's validator supports.
 @Suite("JSON Schema conformance: the official test suite, draft 2020-12")
 struct JSONSchemaConformanceTests {
     /// Files of supported keywords: every case in them must pass.
@@ -61,9 +62,7 @@ struct JSONSchemaConformanceTests {
     ]
 
     static var suiteDirectory: URL {
-        // Tests/SluiceTests/<this file> → the package root → ../shared/conformance/…
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/conformance/json-schema-test-suite/tests/draft2020-12")
+        Bundle.module.bundleURL.appendingPathComponent("JSONSchemaTestSuite/draft2020-12")
     }
 
     struct Outcome { var cases = 0; var refusedGroups: [String] = [] }
@@ -74,7 +73,7 @@ struct JSONSchemaConformanceTests {
             // Fail, never skip: a missing suite must not look like a passing one.
             throw SluiceError(
                 code: "SUITE_MISSING",
-                message: "the official JSON Schema Test Suite is not at \(url.path); the conformance tests need ../shared/conformance/json-schema-test-suite beside the package")
+                message: "the official JSON Schema Test Suite is not at \(url.path); the test target's resources are incomplete")
         }
         let groups = try JSONParser.parse(Array(try Data(contentsOf: url)), limits: JSONParseLimits(maxBytes: 1 << 24, maxDepth: 256, maxStringLength: 1 << 20))
         guard case .array(let list) = groups else { throw SluiceError(code: "SUITE_MALFORMED", message: file) }

@@ -1,5 +1,6 @@
 import Foundation
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 @Suite("Snapshot record coding")

@@ -1,20 +1,20 @@
 import Foundation
-import Sluice
+import SluiceContracts
 
-/// Shared fixtures for the envelope, schema, upcaster and snapshot tests.
-enum EnvelopeTestFixtures {
+/// Fixtures for the envelope, schema, upcaster and snapshot tests.
+public enum EnvelopeTestFixtures {
     /// The repository's `EventSchemas` directory, found from this file so tests need no Bundle.
-    static let eventSchemasDirectory: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let eventSchemasDirectory: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("EventSchemas").path
 
     /// The registry loaded from the repository's `EventSchemas`.
-    static func registry() throws -> SchemaRegistry {
+    public static func registry() throws -> SchemaRegistry {
         try SchemaRegistry(directory: eventSchemasDirectory)
     }
 
     /// A valid `billing.payment_authorized` v1 envelope as a dictionary, to be broken by tests.
-    static func validFields() -> [String: Any] {
+    public static func validFields() -> [String: Any] {
         [
             "event_id": "evt_01J9ZK3M7Q",
             "event_type": "billing.payment_authorized",
@@ -36,7 +36,7 @@ enum EnvelopeTestFixtures {
 
     /// The bytes of an envelope: the valid one with `changes` applied (`NSNull()` writes
     /// `null`; ``absent`` removes the field).
-    static func envelope(_ changes: [String: Any] = [:]) -> [UInt8] {
+    public static func envelope(_ changes: [String: Any] = [:]) -> [UInt8] {
         var fields = validFields()
         for (name, value) in changes {
             if value is Absent { fields.removeValue(forKey: name) } else { fields[name] = value }
@@ -45,7 +45,7 @@ enum EnvelopeTestFixtures {
     }
 
     /// The bytes of an envelope whose `data` is the valid one with `changes` applied.
-    static func envelope(data changes: [String: Any]) -> [UInt8] {
+    public static func envelope(data changes: [String: Any]) -> [UInt8] {
         var data = validFields()["data"] as? [String: Any] ?? [:]
         for (name, value) in changes {
             if value is Absent { data.removeValue(forKey: name) } else { data[name] = value }
@@ -53,7 +53,7 @@ enum EnvelopeTestFixtures {
         return envelope(["data": data])
     }
 
-    static func json(_ object: Any) -> [UInt8] {
+    public static func json(_ object: Any) -> [UInt8] {
         do {
             return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
         } catch {
@@ -62,17 +62,17 @@ enum EnvelopeTestFixtures {
     }
 
     /// Marks a field to remove.
-    struct Absent {}
-    static let absent = Absent()
+    public struct Absent: Sendable {}
+    public static let absent = Absent()
 
     /// A fresh temporary directory, removed by the caller with ``removeDirectory(_:)``.
-    static func makeTemporaryDirectory() throws -> String {
+    public static func makeTemporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "sluice-envelope-tests-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
-    static func removeDirectory(_ path: String) {
+    public static func removeDirectory(_ path: String) {
         do {
             try FileManager.default.removeItem(atPath: path)
         } catch {
@@ -82,7 +82,7 @@ enum EnvelopeTestFixtures {
     }
 
     /// Writes `text` to `directory/relativePath`, creating intermediate directories.
-    static func write(_ text: String, to relativePath: String, in directory: String) throws {
+    public static func write(_ text: String, to relativePath: String, in directory: String) throws {
         let url = URL(fileURLWithPath: directory).appendingPathComponent(relativePath)
         try FileManager.default.createDirectory(
             at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

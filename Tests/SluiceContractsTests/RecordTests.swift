@@ -1,4 +1,5 @@
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 @Suite("Core record values")

@@ -1,4 +1,5 @@
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 @Suite("JSON Schema violations name the path, the keyword and what was expected")

@@ -1,5 +1,6 @@
 import Foundation
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 /// One test per rule of the contract's envelope table: the valid envelope passes, and each

@@ -1,4 +1,5 @@
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 @Suite("The JSON parser: strict RFC 8259, bounded against hostile input")

@@ -1,4 +1,5 @@
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 /// One test per compatibility rule, in both directions where the reverse has its own verdict.

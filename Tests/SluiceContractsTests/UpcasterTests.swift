@@ -1,5 +1,6 @@
 import Foundation
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 /// The handler's view of `billing.payment_authorized` v2; snake_case JSON needs `CodingKeys`.

@@ -1,5 +1,6 @@
 import Foundation
-import Sluice
+import SluiceContracts
+import SluiceTestFixtures
 import Testing
 
 @Suite("Envelope RFC 3339 timestamps")
