@@ -118,6 +118,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The envelope decoder's fuzz target (libFuzzer), built from SluiceContracts alone by
+        // Fuzz/run-envelope-fuzz.sh with -sanitize=fuzzer and SLUICE_FUZZING (its main hands over to
+        // libFuzzer's driver); in an ordinary build it replays seed and crash files through the same
+        // invariant checks.
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "sluice-envelope-fuzz",
+            dependencies: ["SluiceContracts", "CLibFuzzer"],
+            path: "Fuzz/EnvelopeDecoderFuzz",
+            exclude: ["seeds"],
+            swiftSettings: strictSettings
+        ),
         // A raw librdkafka consume loop written in C: the baseline the SluiceKafka consumer is
         // measured against in `sluice-benchmarks`.
         .target(

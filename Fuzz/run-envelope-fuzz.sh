@@ -3,32 +3,24 @@
 #
 #   Fuzz/run-envelope-fuzz.sh [libFuzzer flags…]      e.g. -max_total_time=600 -jobs=1
 #
-# The target is compiled with swiftc from the Sluice sources it needs (JSON, Schema, Envelope,
-# Snapshot, Records and SluiceError) rather than with `swift build`, because `-sanitize=fuzzer`
-# would reach every target and clash with the executables' own `main`. Those folders depend on
-# Foundation only. The corpus grows in fuzz-corpus/envelope (git-ignored), seeded from
-# Fuzz/EnvelopeDecoderFuzz/seeds; crashes land in fuzz-corpus/artifacts.
+# The target is the package's `sluice-envelope-fuzz` product, which depends on SluiceContracts
+# alone; it is built on its own (`--product`) in .build-fuzz with `-sanitize=fuzzer,address`, so
+# the flag reaches that module and the fuzz target and none of the other executables' `main`s.
+# The corpus grows in fuzz-corpus/envelope (git-ignored), seeded from
+# Fuzz/EnvelopeDecoderFuzz/seeds; crashes land in fuzz-corpus/artifacts, and
+# `swift run sluice-envelope-fuzz fuzz-corpus/artifacts` replays them without libFuzzer.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/.build-fuzz}"
 corpus="$root/fuzz-corpus/envelope"
 artifacts="$root/fuzz-corpus/artifacts"
-mkdir -p "$build" "$corpus" "$artifacts"
+mkdir -p "$corpus" "$artifacts"
 
-sources=()
-for folder in JSON Schema Envelope Snapshot Records; do
-    while IFS= read -r -d '' file; do sources+=("$file"); done \
-        < <(find "$root/Sources/Sluice/$folder" -name '*.swift' -print0 2>/dev/null)
-done
-sources+=("$root/Sources/Sluice/SluiceError.swift")
-
-swiftc -O -g -sanitize=fuzzer,address -parse-as-library -swift-version 6 \
-    -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility \
-    -module-name Sluice \
-    "${sources[@]}" "$root/Fuzz/EnvelopeDecoderFuzz/EnvelopeDecoderFuzz.swift" \
-    -o "$build/envelope-decoder-fuzz"
+swift build --package-path "$root" --scratch-path "$build" -c release --product sluice-envelope-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DSLUICE_FUZZING -Xswiftc -g >&2
+binary="$(swift build --package-path "$root" --scratch-path "$build" -c release --show-bin-path)/sluice-envelope-fuzz"
 
 cd "$build"
-exec ./envelope-decoder-fuzz -artifact_prefix="$artifacts/" -max_len=4096 "$@" \
+exec "$binary" -artifact_prefix="$artifacts/" -max_len=4096 "$@" \
     "$corpus" "$root/Fuzz/EnvelopeDecoderFuzz/seeds"

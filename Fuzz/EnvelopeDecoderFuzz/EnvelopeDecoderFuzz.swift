@@ -1,10 +1,15 @@
 // libFuzzer entry point for the envelope decoder, the snapshot line reader and the RFC 3339
-// parser. Built by `Fuzz/run-envelope-fuzz.sh` together with the Sluice module's sources (it
-// is not a SwiftPM target: `-sanitize=fuzzer` must not reach the other targets' `main`s).
+// parser, built from the SluiceContracts module alone. `Fuzz/run-envelope-fuzz.sh` builds this
+// product with `-sanitize=fuzzer,address -D SLUICE_FUZZING`, where `main` hands over to
+// libFuzzer's driver; in an ordinary build `main` replays files through the same checks.
 //
 // Besides "does not crash", it checks invariants a crash-only fuzzer would miss:
 // - a decoded envelope's event_id and causation_id pass their own rules and differ;
 // - a snapshot line that reads as a record writes back to a line that reads as the same record.
+
+import CLibFuzzer
+import Foundation
+import SluiceContracts
 
 /// A registry with one small schema, built once: the fuzzer reaches payload validation too.
 let fuzzDecoder: EnvelopeDecoder = {
@@ -54,3 +59,53 @@ public func envelopeDecoderFuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> 
     }
     return 0
 }
+
+#if SLUICE_FUZZING
+/// libFuzzer's driver runs the fuzzing loop with its usual flags (SwiftPM names every
+/// executable's `main` itself, so libFuzzer's own `main` cannot be used).
+@main
+struct EnvelopeFuzzer {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+            envelopeDecoderFuzz(data ?? UnsafePointer(bitPattern: 1)!, size)
+        })
+    }
+}
+#else
+/// Without libFuzzer: runs every file named on the command line (or every file of a directory
+/// named there) through ``envelopeDecoderFuzz(_:_:)``, so seeds and saved crashes are regression
+/// inputs. Exits 0 when every invariant held (a failed one traps), and says how many ran.
+@main
+struct EnvelopeFuzzReplayer {
+    static func main() throws {
+        var files: [URL] = []
+        for argument in CommandLine.arguments.dropFirst() {
+            let url = URL(fileURLWithPath: argument)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+                throw ReplayError(message: "no such file: \(argument)")
+            }
+            if isDirectory.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: url.path).sorted()
+                files += names.map { url.appendingPathComponent($0) }
+            } else {
+                files.append(url)
+            }
+        }
+        for file in files {
+            let bytes = Array(try Data(contentsOf: file))
+            _ = bytes.withUnsafeBufferPointer { buffer in
+                envelopeDecoderFuzz(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!, buffer.count)
+            }
+        }
+        print("replayed \(files.count) input(s); every invariant held")
+    }
+
+    struct ReplayError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+}
+#endif
