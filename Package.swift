@@ -18,7 +18,9 @@ let package = Package(
         .library(name: "SluiceKafka", targets: ["SluiceKafka"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
         .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
+        .library(name: "SluiceDatabase", targets: ["SluiceDatabase"]),
         .library(name: "SluiceTesting", targets: ["SluiceTesting"]),
+        .library(name: "SluiceKafkaTesting", targets: ["SluiceKafkaTesting"]),
         .library(name: "SluiceCLI", targets: ["SluiceCLI"]),
         .executable(name: "sluice", targets: ["sluice"]),
     ],
@@ -84,11 +86,34 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // What `--database` opens: SQLite or PostgreSQL behind one store type, for the commands, for
+        // services and for tests that need a store without the command line.
+        .target(
+            name: "SluiceDatabase",
+            dependencies: [
+                "Sluice",
+                "SluiceSQLite",
+                "SluicePostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Test pieces that need no broker: the staging replay harness and a recording dead-letter sink.
         .target(
             name: "SluiceTesting",
             dependencies: [
                 "Sluice",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Test pieces on the embedded broker (EmbeddedBrokerFixture).
+        .target(
+            name: "SluiceKafkaTesting",
+            dependencies: [
+                "Sluice",
                 "SluiceKafka",
+                "SluiceTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -98,8 +123,7 @@ let package = Package(
             dependencies: [
                 "Sluice",
                 "SluiceKafka",
-                "SluiceSQLite",
-                "SluicePostgres",
+                "SluiceDatabase",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -285,6 +309,7 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "Sluice",
+                "SluiceTesting",
                 "SluiceTestFixtures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
@@ -296,7 +321,8 @@ let package = Package(
             name: "SluiceStoreTests",
             dependencies: [
                 "Sluice",
-                "SluiceCLI",
+                "SluiceDatabase",
+                "SluiceTesting",
                 "SluiceSQLite",
                 "SluicePostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -310,6 +336,7 @@ let package = Package(
                 "Sluice",
                 "SluiceKafka",
                 "SluiceTesting",
+                "SluiceKafkaTesting",
                 "SluiceSQLite",
                 "SluiceCLI",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

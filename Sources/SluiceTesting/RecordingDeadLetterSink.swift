@@ -15,6 +15,9 @@ public final class RecordingDeadLetterSink: DeadLetterSink {
     /// Every dead letter, in the order they were sent.
     public var records: [DeadLetterRecord] { sent.withLock { $0 } }
 
+    /// The `sluice.error.code` of every dead letter, in the order they were sent.
+    public var codes: [String] { records.compactMap { $0.errorCode?.rawValue } }
+
     /// Forgets what was sent.
     public func removeAll() { sent.withLock { $0.removeAll() } }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Sluice
 import SluiceKafka
+import SluiceKafkaTesting
 import SluiceTesting
 import Synchronization
 import Testing

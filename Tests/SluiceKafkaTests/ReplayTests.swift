@@ -3,6 +3,7 @@ import Logging
 import Sluice
 import SluiceCLI
 import SluiceKafka
+import SluiceTesting
 import Synchronization
 import Testing
 
@@ -17,11 +18,6 @@ struct ReplayTests {
         private let calls = Mutex<[(id: String, isReplay: Bool)]>([])
         func append(_ id: String, _ isReplay: Bool) { calls.withLock { $0.append((id, isReplay)) } }
         var all: [(id: String, isReplay: Bool)] { calls.withLock { $0 } }
-    }
-
-    final class RecordingSink: DeadLetterSink {
-        let records = Mutex<[DeadLetterRecord]>([])
-        func send(_ record: DeadLetterRecord) async throws { records.withLock { $0.append(record) } }
     }
 
     static let migrations = [StoreMigration(id: "items-1", sql: "CREATE TABLE items (event_id TEXT NOT NULL, seq BIGINT NOT NULL)")]
@@ -63,7 +59,7 @@ struct ReplayTests {
 
     static func replay(
         _ cluster: EmbeddedKafkaCluster, topics: [String], plan: ReplayPlan, store: SQLDedupeStore, calls: Calls,
-        dedupe: EventPipeline<SQLDedupeStore>.DedupeMode = .respect, dryRun: Bool = false, sink: RecordingSink = RecordingSink(),
+        dedupe: EventPipeline<SQLDedupeStore>.DedupeMode = .respect, dryRun: Bool = false, sink: RecordingDeadLetterSink = RecordingDeadLetterSink(),
         checkpoint: String? = nil
     ) async throws -> ReplaySummary {
         let reader = try await KafkaRangeReader.open(
@@ -158,12 +154,12 @@ struct ReplayTests {
         try await producer.close()
 
         let calls = Calls()
-        let sink = RecordingSink()
+        let sink = RecordingDeadLetterSink()
         let summary = try await Self.replay(
             cluster, topics: ["mixed"], plan: ReplayPlan(source: .topics(["mixed"])), store: try await Self.store(), calls: calls,
             dryRun: true, sink: sink)
         #expect(calls.all.isEmpty)
-        #expect(sink.records.withLock { $0.isEmpty })
+        #expect(sink.records.isEmpty)
         #expect(summary.read == 12 && summary.handled == 5)
         #expect(summary.deadLetteredByCode == [
             "ENVELOPE_NOT_JSON": 2, "SCHEMA_VERSION_UNSUPPORTED": 1, "PAYLOAD_SCHEMA_VIOLATION": 3, "EVENT_TYPE_UNKNOWN": 1,

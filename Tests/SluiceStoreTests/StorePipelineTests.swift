@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 import Sluice
-import SluiceCLI
+import SluiceDatabase
 import SluiceSQLite
+import SluiceTesting
 import Synchronization
 import Testing
 
@@ -12,14 +13,6 @@ import Testing
 struct StorePipelineTests {
     static let logger = Logger(label: "sluice.tests.store-pipeline") { _ in SwiftLogNoOpLogHandler() }
     static let schema = #"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["n"],"properties":{"n":{"type":"integer"}}}"#
-
-    final class Sink: DeadLetterSink {
-        let codes = Mutex<[String]>([])
-        func send(_ record: DeadLetterRecord) async throws {
-            let code = record.headers.last { $0.name == DeadLetterHeader.errorCode }?.value.map { String(decoding: $0, as: UTF8.self) } ?? "?"
-            codes.withLock { $0.append(code) }
-        }
-    }
 
     static func record(_ id: String, n: Int, offset: Int64) -> Record {
         let value = #"{"event_id":"\#(id)","event_type":"tests.number_counted","schema_version":1,"occurred_at":"2026-11-22T10:00:00Z","producer":"t","correlation_id":"c","causation_id":"x-\#(id)","subject":"s:1","data":{"n":\#(n)}}"#
@@ -43,7 +36,7 @@ struct StorePipelineTests {
             }
             if event.payload.n == 13 && attempt == 1 { throw SluiceError(code: "FLAKY", message: "first attempt", isRetriable: true) }
         }
-        let sink = Sink()
+        let sink = RecordingDeadLetterSink()
         var configuration = EventPipeline<SQLDedupeStore>.Configuration(group: "g")
         configuration.retry.initialDelay = .milliseconds(1)
         let pipeline = EventPipeline(
@@ -56,7 +49,7 @@ struct StorePipelineTests {
             record("e2", n: 99, offset: 4),  // same event_id, another payload
         ])
         #expect(outcomes == [.handled, .handled, .handled, .duplicate, .deadLettered(.eventIDPayloadMismatch)])
-        #expect(sink.codes.withLock { $0 } == ["EVENT_ID_PAYLOAD_MISMATCH"])
+        #expect(sink.codes == ["EVENT_ID_PAYLOAD_MISMATCH"])
         let rows = try await store.withTransaction { try await $0.query("SELECT event_id, n FROM numbers ORDER BY event_id") }
         #expect(rows.map { $0["event_id"]?.string ?? "" } == ["e1", "e13", "e2"], "the failed attempt's row was rolled back")
         let processed = try await store.withTransaction { try await $0.query("SELECT count(*) AS n FROM sluice_processed_events") }
@@ -110,7 +103,7 @@ struct StorePipelineTests {
         }
         let pipeline = EventPipeline(
             configuration: .init(group: "g"), decoder: EnvelopeDecoder(registry: registry), upcasters: try UpcasterChain(registry: registry),
-            router: router, store: store, deadLetterSink: Sink(), logger: Self.logger)
+            router: router, store: store, deadLetterSink: RecordingDeadLetterSink(), logger: Self.logger)
         let outcomes = await pipeline.process([Self.record("e1", n: 1, offset: 0), Self.record("e1", n: 2, offset: 1)])
         #expect(outcomes == [.duplicate, .deadLettered(.eventIDPayloadMismatch)])
         let rows = try await store.withTransaction { try await $0.query("SELECT count(*) AS n FROM numbers") }

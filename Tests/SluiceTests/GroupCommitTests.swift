@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Sluice
+import SluiceTesting
 import Synchronization
 import Testing
 
@@ -33,14 +34,6 @@ struct GroupCommitTests {
         }
     }
 
-    final class RecordingSink: DeadLetterSink {
-        let records = Mutex<[DeadLetterRecord]>([])
-        func send(_ record: DeadLetterRecord) async throws { records.withLock { $0.append(record) } }
-        var codes: [String] {
-            records.withLock { $0.compactMap { $0.headers.last { $0.name == DeadLetterHeader.errorCode }?.value.map { String(decoding: $0, as: UTF8.self) } } }
-        }
-    }
-
     struct Item: Decodable, Sendable { var seq: Int }
 
     /// Handler calls by sequence number.
@@ -58,7 +51,7 @@ struct GroupCommitTests {
     }
 
     static func pipeline(
-        store: CountingStore, sink: RecordingSink, maxRecords: Int = 100,
+        store: CountingStore, sink: RecordingDeadLetterSink, maxRecords: Int = 100,
         handler: @escaping @Sendable (Int, HandlerContext<InMemoryDedupeStore.Transaction>) async throws -> Void
     ) throws -> EventPipeline<CountingStore> {
         var registry = SchemaRegistry()
@@ -79,7 +72,7 @@ struct GroupCommitTests {
     @Test("Ten records, the fifth failing once: the four before it commit together, it is retried alone, the five after commit together; its failed attempt leaves no trace")
     func failingHandlerInsideGroup() async throws {
         let store = CountingStore()
-        let sink = RecordingSink()
+        let sink = RecordingDeadLetterSink()
         let calls = Calls()
         let pipeline = try Self.pipeline(store: store, sink: sink) { seq, context in
             let attempt = calls.record(seq)
@@ -103,7 +96,7 @@ struct GroupCommitTests {
     @Test("A non-retriable failure inside a group goes to the dead-letter topic after one call; the records around it are handled")
     func nonRetriableInsideGroup() async throws {
         let store = CountingStore()
-        let sink = RecordingSink()
+        let sink = RecordingDeadLetterSink()
         let calls = Calls()
         let pipeline = try Self.pipeline(store: store, sink: sink) { seq, context in
             _ = calls.record(seq)
@@ -121,7 +114,7 @@ struct GroupCommitTests {
     @Test("The same event_id twice in one group is a duplicate the second time; with another payload it is EVENT_ID_PAYLOAD_MISMATCH")
     func duplicatesAndMismatchInsideGroup() async throws {
         let store = CountingStore()
-        let sink = RecordingSink()
+        let sink = RecordingDeadLetterSink()
         let calls = Calls()
         let pipeline = try Self.pipeline(store: store, sink: sink) { seq, _ in _ = calls.record(seq) }
         var records = Self.records(0..<4, id: { $0 == 3 ? "e0" : "e\($0)" })  // e0 again, other payload
@@ -136,7 +129,7 @@ struct GroupCommitTests {
     @Test("A group whose commit fails is redone without losing or repeating an effect")
     func failedGroupCommit() async throws {
         let store = CountingStore()
-        let sink = RecordingSink()
+        let sink = RecordingDeadLetterSink()
         store.base.failNextCommits(with: [SluiceError(code: .storeConflict, message: "injected", isRetriable: true)])
         let pipeline = try Self.pipeline(store: store, sink: sink) { seq, context in
             let previous = context.transaction.value(forKey: "total")
@@ -153,12 +146,12 @@ struct GroupCommitTests {
     @Test("Groups are bounded by their record count")
     func boundedGroups() async throws {
         let store = CountingStore()
-        let pipeline = try Self.pipeline(store: store, sink: RecordingSink(), maxRecords: 100) { _, _ in }
+        let pipeline = try Self.pipeline(store: store, sink: RecordingDeadLetterSink(), maxRecords: 100) { _, _ in }
         let outcomes = await pipeline.process(Self.records(0..<250))
         #expect(outcomes.allSatisfy { $0 == .handled })
         #expect(store.commits.load(ordering: .relaxed) == 3)
         let single = CountingStore()
-        let unbatched = try Self.pipeline(store: single, sink: RecordingSink(), maxRecords: 1) { _, _ in }
+        let unbatched = try Self.pipeline(store: single, sink: RecordingDeadLetterSink(), maxRecords: 1) { _, _ in }
         _ = await unbatched.process(Self.records(0..<25))
         #expect(single.commits.load(ordering: .relaxed) == 25, "maxRecords 1 commits each record alone")
     }
