@@ -80,7 +80,7 @@ public final class EmbeddedKafkaCluster: Sendable {
     /// Starts `brokers` brokers on loopback ports chosen by the system.
     public init(brokers: Int = 1, logger: Logger) throws(KafkaError) {
         guard brokers >= 1 else {
-            throw KafkaError(code: "_INVALID_ARG", number: -186, message: "an embedded cluster needs at least one broker, not \(brokers)")
+            throw KafkaError.invalidArgument("an embedded cluster needs at least one broker, not \(brokers)")
         }
         cluster = try RDKafkaMockCluster(brokers: Int32(brokers), logger: logger)
         brokerIDs = (1...Int32(brokers)).map { $0 }

@@ -72,7 +72,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws(KafkaError) {
         guard let group = configuration.consumer.groupID, !group.isEmpty else {
-            throw KafkaError(code: "_INVALID_ARG", number: -186, message: "an EventConsumer needs a consumer group")
+            throw KafkaError.invalidArgument("an EventConsumer needs a consumer group")
         }
         var configuration = configuration
         configuration.pipeline.group = group

@@ -58,7 +58,7 @@ public final class KafkaConsumer: Sendable {
     /// Joins the group and subscribes to `topics` (group consumers only).
     public func subscribe(_ topics: [String]) async throws(KafkaError) {
         guard configuration.groupID != nil else {
-            throw KafkaError(code: "_INVALID_ARG", number: -186, message: "subscribe needs a group; this consumer has no groupID")
+            throw KafkaError.invalidArgument("subscribe needs a group; this consumer has no groupID")
         }
         try await engine.perform(.subscribe(topics))
     }

@@ -83,9 +83,7 @@ final class KafkaConsumerEngine: Sendable {
 
     func requireGroup() throws(KafkaError) {
         guard configuration.groupID != nil else {
-            throw KafkaError(
-                code: "_UNKNOWN_GROUP", number: -179,
-                message: "this consumer has no groupID, so it has nothing to commit to")
+            throw KafkaError.unknownGroup("this consumer has no groupID, so it has nothing to commit to")
         }
     }
 
@@ -176,18 +174,16 @@ final class KafkaConsumerEngine: Sendable {
         wakeSignal.signal()
     }
 
-    private static let concurrentIterationError = KafkaError(
-        code: "_CONFLICT", number: -173,
-        message: "KafkaConsumer.batches is already being iterated by another task; iterate it from one task only")
+    private static let concurrentIterationError = KafkaError.conflict(
+        "KafkaConsumer.batches is already being iterated by another task; iterate it from one task only")
 
-    private static let closedError = KafkaError(
-        code: .clientClosed, number: -172, message: "the consumer is closed")
+    private static let closedError = KafkaError.clientClosed("the consumer is closed")
 
     // MARK: The poll thread
 
     private func pollLoop() {
         guard let reader = RDKafkaRecordReader(client: client, maxBatchSize: configuration.maxBatchSize) else {
-            finish(.failure(KafkaError(code: "_UNKNOWN_GROUP", number: -179, message: "the consumer has no consumer queue")))
+            finish(.failure(KafkaError.unknownGroup("the consumer has no consumer queue")))
             return
         }
         let timeout = Int32(clamping: configuration.pollTimeout.milliseconds)

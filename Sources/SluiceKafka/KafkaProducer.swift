@@ -86,7 +86,7 @@ public final class KafkaProducer: Sendable {
         // The delivery report always arrives: librdkafka reports every queued record, and close() fails
         // the ones it cannot deliver.
         var result: Result<DeliveryReport, KafkaError> = .failure(
-            KafkaError(code: .clientClosed, number: -172, message: "no delivery report"))
+            KafkaError.clientClosed("no delivery report"))
         for await report in reports { result = report }
         return try result.get()
     }
@@ -126,7 +126,7 @@ public final class KafkaProducer: Sendable {
             }
         }
         continuation.finish()
-        return results.map { $0 ?? .failure(KafkaError(code: .clientClosed, number: -172, message: "no delivery report")) }
+        return results.map { $0 ?? .failure(KafkaError.clientClosed("no delivery report")) }
     }
 
     /// Queues a record without waiting for its delivery; `completion` gets the delivery result on
@@ -191,7 +191,7 @@ final class KafkaProducerEngine: Sendable {
         let deadline = ContinuousClock.now + configuration.deliveryTimeout
         while true {
             if state.withLock({ $0.closeRequested || $0.finished != nil }) {
-                throw KafkaError(code: .clientClosed, number: -172, message: "the producer is closed")
+                throw KafkaError.clientClosed("the producer is closed")
             }
             let refused = client.produce(
                 topic: topic, partition: record.partition, key: record.key, value: record.value,
@@ -209,7 +209,7 @@ final class KafkaProducerEngine: Sendable {
             do {
                 try await Task.sleep(for: .milliseconds(2))
             } catch {
-                throw KafkaError(code: "_CANCELLED", number: -162, message: "enqueue cancelled while the queue was full")
+                throw KafkaError.cancelledWhileQueueFull("enqueue cancelled while the queue was full")
             }
         }
     }

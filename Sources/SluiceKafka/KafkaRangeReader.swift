@@ -149,9 +149,8 @@ public final class KafkaRangeReader: Sendable {
                 }
             case .ended:
                 if Task.isCancelled { return }
-                throw KafkaError(
-                    code: .clientClosed, number: -172,
-                    message: "the consumer stopped before the ranges were read (\(pending.count) partition(s) unfinished)")
+                throw KafkaError.clientClosed(
+                    "the consumer stopped before the ranges were read (\(pending.count) partition(s) unfinished)")
             }
         }
     }

@@ -98,4 +98,26 @@ struct KafkaConfigurationTests {
         try KafkaLibrary.checkVersion(0x0200_02FF, named: "2.0.2")
         #expect(KafkaLibrary.version.hasPrefix("2."))
     }
+
+    /// The factories take names and numbers from librdkafka (`rd_kafka_err2name`), so a code typed
+    /// by hand can no longer pair one librdkafka name with another's number.
+    @Test("KafkaError factories carry librdkafka's own names and numbers")
+    func errorFactories() {
+        let expected: [(KafkaError, String, Int32)] = [
+            (.invalidArgument("x"), "_INVALID_ARG", -186),
+            (.unknownGroup("x"), "_UNKNOWN_GROUP", -179),
+            (.timedOut("x"), "_TIMED_OUT", -185),
+            (.conflict("x"), "_CONFLICT", -173),
+            (.failure("x"), "_FAIL", -196),
+            (.clientClosed("x"), "CLIENT_CLOSED", -172),
+            (.cancelledWhileQueueFull("x"), "CANCELLED", -184),
+        ]
+        for (error, code, number) in expected {
+            #expect(error.code.rawValue == code)
+            #expect(error.number == number, "\(code)")
+            #expect(error.message == "x")
+        }
+        #expect(KafkaError.timedOut("x").isRetriable)
+        #expect(!KafkaError.invalidArgument("x").isRetriable)
+    }
 }

@@ -34,9 +34,7 @@ extension RDKafkaClient {
             guard let newTopic = rd_kafka_NewTopic_new(
                 topic.name, topic.partitions, topic.replicationFactor, &errorText, errorText.count)
             else {
-                throw KafkaError(
-                    code: "_INVALID_ARG", number: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue,
-                    message: "topic \(topic.name): " + errorText.nulTerminatedString)
+                throw KafkaError.invalidArgument("topic \(topic.name): " + errorText.nulTerminatedString)
             }
             newTopics.append(newTopic)
             for (name, value) in topic.config.sorted(by: { $0.key < $1.key }) {

@@ -309,8 +309,7 @@ final class RDKafkaQueueWaker: @unchecked Sendable {
 
     init(client: RDKafkaClient) throws(KafkaError) {
         guard let queue = rd_kafka_queue_get_consumer(client.handle) else {
-            throw KafkaError(code: "_UNKNOWN_GROUP", number: RD_KAFKA_RESP_ERR__UNKNOWN_GROUP.rawValue,
-                             message: "the consumer has no group handle (is group.id set to an empty string?)")
+            throw KafkaError.unknownGroup("the consumer has no group handle (is group.id set to an empty string?)")
         }
         self.client = client
         self.queue = queue
@@ -364,7 +363,6 @@ struct RDKafkaTimestampScanner {
                 if record.offset.next >= high { return nil }
             }
         }
-        throw KafkaError(code: "_TIMED_OUT", number: RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue,
-                         message: "scanning \(partition) for timestamp \(timestamp) timed out", isRetriable: true)
+        throw KafkaError.timedOut("scanning \(partition) for timestamp \(timestamp) timed out")
     }
 }

@@ -81,7 +81,7 @@ final class RDKafkaClient: @unchecked Sendable {
             logger: logger, redactor: redactor, onRebalance: onRebalance, onError: onError)
 
         guard let conf = rd_kafka_conf_new() else {
-            throw KafkaError(code: "_NO_MEMORY", number: -1, message: "rd_kafka_conf_new failed")
+            throw KafkaError.failure("rd_kafka_conf_new failed (out of memory)")
         }
         do {
             try RDKafkaClient.apply(properties, to: conf, redactor: redactor)
