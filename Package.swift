@@ -3,7 +3,7 @@
 import PackageDescription
 
 /// Settings every Swift target shares: Swift 6 language mode with complete concurrency checking
-/// (the default in Swift 6 mode), plus the upcoming features STYLE.md asks for.
+/// (the default in Swift 6 mode), plus the upcoming features CONTRIBUTING.md asks for.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),

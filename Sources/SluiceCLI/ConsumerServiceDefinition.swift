@@ -3,15 +3,16 @@ import Sluice
 
 /// What a consumer service tells Sluice's commands: its handlers, its schemas and its store.
 ///
-/// A service mounts ``RunCommand`` (and, with the replay issue, `ReplayCommand`) in its own
-/// executable, parameterized with its definition:
+/// A service mounts ``RunCommand`` and ``ReplayCommand`` in its own executable, parameterized
+/// with its definition:
 ///
 /// ```swift
 /// enum Fulfillment: ConsumerServiceDefinition { … }
 ///
 /// @main
 /// struct FulfillmentCommand: AsyncParsableCommand {
-///     static let configuration = CommandConfiguration(subcommands: [RunCommand<Fulfillment>.self])
+///     static let configuration = CommandConfiguration(
+///         subcommands: [RunCommand<Fulfillment>.self, ReplayCommand<Fulfillment>.self])
 /// }
 /// ```
 public protocol ConsumerServiceDefinition: Sendable {

@@ -12,7 +12,7 @@ import Sluice
 /// let result = try await harness.replay(snapshot: "Tests/Fixtures/orders.jsonl")
 /// #expect(result.deadLetters.isEmpty)
 /// #expect(result.causalOrderViolations.isEmpty)
-/// #expect(try await harness.replayIsIdempotent(snapshot: "Tests/Fixtures/orders.jsonl"))
+/// #expect(try await harness.idempotenceProblems(snapshot: "Tests/Fixtures/orders.jsonl").isEmpty)
 /// ```
 ///
 /// Records are handled one at a time in timestamp order (file order among equal timestamps),

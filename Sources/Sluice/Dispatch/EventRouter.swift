@@ -4,9 +4,11 @@
 /// `(consumer group, handler, event_id)`, so renaming a handler makes it see old events as new.
 ///
 /// ```swift
-/// var router = EventRouter<SQLiteTransaction>()
+/// var router = EventRouter<SQLDedupeStore.Transaction>()
 /// router.on("billing.payment_authorized", as: PaymentAuthorized.self, version: 2, handler: "reserve-stock") { event, context in
-///     try context.transaction.database.execute(...)
+///     try await context.transaction.execute(
+///         "INSERT INTO reservations (order_id, amount_minor) VALUES (?, ?)",
+///         [.text(event.payload.orderID), SQLValue(event.payload.amountMinor)])
 /// }
 /// ```
 public struct EventRouter<Transaction: DedupeTransaction>: Sendable {

@@ -1,7 +1,8 @@
 /// Why ``JSONParser`` refused a document, and where.
 ///
-/// The envelope decoder maps ``Kind-swift.enum/tooLarge`` and ``Kind-swift.enum/tooDeep`` to
-/// `ENVELOPE_TOO_LARGE` and every other kind to `ENVELOPE_NOT_JSON`.
+/// The envelope decoder maps ``Kind-swift.enum/tooLarge``, ``Kind-swift.enum/tooDeep`` and
+/// ``Kind-swift.enum/stringTooLong`` to `ENVELOPE_TOO_LARGE` and every other kind to
+/// `ENVELOPE_NOT_JSON`.
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The class of failure.
     public enum Kind: Sendable, Hashable {
