@@ -39,6 +39,9 @@ if [ "$quick" = 1 ]; then
 fi
 swift test --skip-build --no-parallel
 
+# The DocC catalogs (the product contract for users) build without a warning.
+bash scripts/check-docs.sh
+
 # Fuzzing must not break silently: a short libFuzzer run of the envelope decoder, its invariants
 # checked by the target (a broken one traps and fails this script), and the executions counted.
 fuzz_log=$(mktemp)

@@ -33,7 +33,7 @@ public protocol ConsumerServiceDefinition: Sendable {
     static func migrations() -> [StoreMigration]
 
     /// Opens the store named by `--database` (a SQLite path or a `postgres://` URL). Services
-    /// whose `Store` is ``SQLDedupeStore`` get it for free.
+    /// whose `Store` is `SQLDedupeStore` get it for free.
     static func openStore(database: String, logger: Logger) async throws -> Store
 }
 

@@ -33,7 +33,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         /// How long graceful shutdown lets lanes drain before it stops them. Default: 30 s.
         public var shutdownTimeout: Duration = .seconds(30)
         /// How long processed-event records are kept, pruned in the background; `nil` prunes
-        /// nothing (another process prunes the shared store). Default: ``ProcessedEventRetention/init(horizon:interval:)``.
+        /// nothing (another process prunes the shared store). Default: `ProcessedEventRetention/init(horizon:interval:)`.
         public var retention: ProcessedEventRetention? = ProcessedEventRetention()
 
         /// A consumer of `topics` with `consumer`'s Kafka settings and the defaults described on each property.
@@ -59,7 +59,14 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     /// Creates the service (and its Kafka consumer; nothing is fetched before ``run()``).
     ///
     /// - Parameters:
+    ///   - configuration: The consumer's and the pipeline's settings; the consumer group is required.
+    ///   - decoder: Decodes and validates each record's envelope against the service's schemas.
+    ///   - upcasters: Turn older payload versions into the ones handlers declare.
+    ///   - router: The handlers, by event type.
+    ///   - store: The dedupe store the handlers' transactions run in; it also holds the offsets.
     ///   - deadLetterSink: Where poison records go; usually a ``KafkaDeadLetterSink``.
+    ///   - logger: Where the consumer and the pipeline log.
+    ///   - metricsFactory: Where the `sluice.*` metrics go. Default: the bootstrapped metrics system.
     /// - Throws: ``KafkaError`` for a configuration librdkafka refuses, or a missing group.
     public init(
         configuration: Configuration,

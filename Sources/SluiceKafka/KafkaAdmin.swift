@@ -30,7 +30,9 @@ public final class KafkaAdmin: Sendable {
     /// Creates an admin client.
     ///
     /// - Parameters:
+    ///   - bootstrapServers: The brokers to ask, `host:port` each.
     ///   - properties: Raw librdkafka properties (security settings and the like), passed through.
+    ///   - logger: Where librdkafka's log lines go.
     public init(bootstrapServers: [String], properties: [String: String] = [:], logger: Logger) throws(KafkaError) {
         var all = properties
         all["bootstrap.servers"] = bootstrapServers.joined(separator: ",")

@@ -32,7 +32,9 @@ public final class KafkaConsumer: Sendable {
     /// or ``assign(_:)``.
     ///
     /// - Parameters:
+    ///   - configuration: Brokers, group, buffering and raw librdkafka properties.
     ///   - rebalanceListener: Told about assignments and revocations before they take effect.
+    ///   - logger: Where the consumer and librdkafka's own log lines go.
     /// - Throws: ``KafkaError`` for an unknown or invalid property (named in the error) or a
     ///   librdkafka that is too old.
     public init(
@@ -64,7 +66,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Reads exactly these partitions from these offsets, without a group (replacing any
-    /// earlier assignment). Use ``Offset/beginning``, ``Offset/end`` or ``Offset/stored`` for
+    /// earlier assignment). Use `Offset/beginning`, `Offset/end` or `Offset/stored` for
     /// logical positions.
     public func assign(_ offsets: [TopicPartition: Offset]) async throws(KafkaError) {
         try await engine.perform(.assign(offsets))
@@ -132,7 +134,7 @@ public final class KafkaConsumer: Sendable {
         engine.client.commitAsync(offsets, completion: completion)
     }
 
-    /// The group's committed offsets; ``Offset/invalid`` for a partition with no commit.
+    /// The group's committed offsets; `Offset/invalid` for a partition with no commit.
     public func committedOffsets(
         for partitions: [TopicPartition], timeout: Duration = .seconds(10)
     ) async throws(KafkaError) -> [TopicPartition: Offset] {
@@ -158,7 +160,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// For each partition, the earliest offset whose timestamp is at or after the given time
-    /// (milliseconds since the epoch); ``Offset/end`` when no record is that recent.
+    /// (milliseconds since the epoch); `Offset/end` when no record is that recent.
     ///
     /// The broker's time index answers. Where it says "none" although the partition's last record
     /// is that recent (brokers without a time index, such as ``EmbeddedKafkaCluster``), the

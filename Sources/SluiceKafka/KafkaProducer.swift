@@ -50,7 +50,7 @@ public struct DeliveryReport: Sendable, Hashable {
 /// A Kafka producer, idempotent by default, whose every record's delivery result is reported.
 ///
 /// A dedicated thread serves librdkafka's delivery reports; nothing here blocks the cooperative
-/// pool. A record is only "sent" when ``send(_:)`` returned its ``DeliveryReport``: the broker has
+/// pool. A record is only "sent" when `send(_:)` returned its ``DeliveryReport``: the broker has
 /// acknowledged it (with `acks=all` when idempotent). Every failure reaches the caller: a record
 /// is never dropped silently, including at ``close()``, which fails what it cannot flush.
 public final class KafkaProducer: Sendable {

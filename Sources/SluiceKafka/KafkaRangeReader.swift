@@ -24,8 +24,8 @@ public final class KafkaRangeReader: Sendable {
 
     /// Resolves `plan` for `topics` and assigns the partitions with something to read.
     ///
-    /// - Throws: ``KafkaError`` when the cluster cannot be asked, or a ``SluiceError`` with
-    ///   ``SluiceError/Code/replayPlanInvalid`` when a topic does not exist or the plan names a
+    /// - Throws: ``KafkaError`` when the cluster cannot be asked, or a `SluiceError` with
+    ///   `SluiceError/Code/replayPlanInvalid` when a topic does not exist or the plan names a
     ///   partition the topic does not have.
     public static func open(
         bootstrapServers: [String], topics: [String], plan: ReplayPlan, properties: [String: String] = [:], logger: Logger
@@ -94,7 +94,7 @@ public final class KafkaRangeReader: Sendable {
     /// compacted-away last offset is passed that way), or, for a range ending in offsets that
     /// hold no record for the application (a transaction's commit or abort marker, aborted
     /// records under `read_committed`), when the consumer's position is past the end with every
-    /// record below it delivered: checked whenever no batch came for ``idleCheckInterval``.
+    /// record below it delivered: checked whenever no batch came for `idleCheckInterval`.
     public var batches: AsyncThrowingStream<[Record], any Error> {
         let ranges = self.ranges
         let consumer = self.consumer

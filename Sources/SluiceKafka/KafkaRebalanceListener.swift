@@ -23,6 +23,7 @@ public protocol KafkaRebalanceListener: Sendable {
     /// next owner from the committed offset.
     ///
     /// - Parameters:
+    ///   - partitions: The partitions that are being revoked.
     ///   - lost: `true` when the group already gave the partitions to another member (a session
     ///     timeout): committing for them will fail and must not be attempted.
     func partitionsRevoked(_ partitions: [TopicPartition], lost: Bool) async

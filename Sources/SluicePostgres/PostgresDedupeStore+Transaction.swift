@@ -24,12 +24,12 @@ extension PostgresDedupeStore {
             self.logger = logger
         }
 
-        /// Always ``SQLDialect/postgresql``.
+        /// Always `SQLDialect/postgresql`.
         public var dialect: SQLDialect { .postgresql }
 
         /// The record of `eventID` having been processed by `handler` in `group`, if there is one.
         ///
-        /// - Throws: ``SluiceError`` when the query fails.
+        /// - Throws: `SluiceError` when the query fails.
         public func processedEvent(group: String, handler: String, eventID: String) async throws -> ProcessedEvent? {
             let step = "reading the processed-event record"
             let result = try await PostgresDedupeStore.run(
@@ -52,7 +52,7 @@ extension PostgresDedupeStore {
         /// until that one ends; when it committed, this one updates its record and returns 2.
         ///
         /// - Returns: The record's process count after this call.
-        /// - Throws: ``SluiceError`` when the statement fails.
+        /// - Throws: `SluiceError` when the statement fails.
         @discardableResult
         public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int {
             var binds = PostgresBindings(capacity: 5)
@@ -85,7 +85,7 @@ extension PostgresDedupeStore {
         /// Stores the offset `group` resumes `partition` from; a stored offset never moves backwards
         /// (the greater of the stored and the new one is kept).
         ///
-        /// - Throws: ``SluiceError`` when the statement fails.
+        /// - Throws: `SluiceError` when the statement fails.
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
             try await PostgresDedupeStore.run(
                 """
@@ -100,7 +100,7 @@ extension PostgresDedupeStore {
         /// Runs `body` inside `SAVEPOINT`: released when it returns, rolled back to (and released)
         /// when it throws, while the transaction goes on. Savepoints nest.
         ///
-        /// - Throws: The body's error (after rolling back to the savepoint), or ``SluiceError`` when
+        /// - Throws: The body's error (after rolling back to the savepoint), or `SluiceError` when
         ///   a savepoint statement fails.
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
             savepoints += 1
@@ -127,19 +127,19 @@ extension PostgresDedupeStore {
         /// string literal, quoted identifier or comment stays as it is).
         ///
         /// - Returns: How many rows it changed (0 for statements that report none).
-        /// - Throws: ``SluiceError``: ``SluiceError/Code/storeStatementFailed`` (not retriable)
-        ///   with the server's message and SQLSTATE, ``SluiceError/Code/storeConflict`` for
+        /// - Throws: `SluiceError`: `SluiceError/Code/storeStatementFailed` (not retriable)
+        ///   with the server's message and SQLSTATE, `SluiceError/Code/storeConflict` for
         ///   serialization failures, deadlocks and unique violations, or
-        ///   ``SluiceError/Code/storeUnavailable`` when the connection fails.
+        ///   `SluiceError/Code/storeUnavailable` when the connection fails.
         @discardableResult
         public func execute(_ sql: String, _ arguments: [SQLValue]) async throws -> Int {
             try await run(sql, arguments).metadata.rows ?? 0
         }
 
-        /// Runs a query with `?` placeholders and returns its rows (see ``SQLRow`` for how
-        /// PostgreSQL types map to ``SQLValue``s).
+        /// Runs a query with `?` placeholders and returns its rows (see `SQLRow` for how
+        /// PostgreSQL types map to `SQLValue`s).
         ///
-        /// - Throws: ``SluiceError``, as ``execute(_:_:)`` does.
+        /// - Throws: `SluiceError`, as ``execute(_:_:)`` does.
         public func query(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
             var rows: [SQLRow] = []
             for row in try await run(sql, arguments).rows {

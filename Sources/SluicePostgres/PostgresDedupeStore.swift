@@ -3,7 +3,7 @@ import Logging
 import PostgresNIO
 import Sluice
 
-/// A ``DedupeStore`` in PostgreSQL: the store for a consumer group spread over many machines.
+/// A `DedupeStore` in PostgreSQL: the store for a consumer group spread over many machines.
 ///
 /// Processed-event records live in `sluice_processed_events`, stored offsets in `sluice_offsets`,
 /// applied migrations in `sluice_migrations`. Each transaction runs on one connection leased from a
@@ -47,13 +47,13 @@ public final class PostgresDedupeStore: DedupeStore {
     /// - Parameters:
     ///   - url: `postgres://user:password@host:port/database?sslmode=…` (or `postgresql://`).
     ///     The port defaults to 5432, `sslmode` to `prefer`.
-    ///   - migrations: The service's own schema changes, in order; see ``StoreMigration``.
+    ///   - migrations: The service's own schema changes, in order; see `StoreMigration`.
     ///   - poolSize: How many connections the pool opens at most. Default: ``defaultPoolSize`` (10).
     ///   - logger: Where the store and its pool log.
     /// - Returns: The open store.
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/storeLocationInvalid`` for a URL it cannot
-    ///   use (the message never shows the password), ``SluiceError/Code/storeUnavailable`` when the
-    ///   database cannot be reached, ``SluiceError/Code/storeMigrationFailed`` naming the migration
+    /// - Throws: `SluiceError` with `SluiceError/Code/storeLocationInvalid` for a URL it cannot
+    ///   use (the message never shows the password), `SluiceError/Code/storeUnavailable` when the
+    ///   database cannot be reached, `SluiceError/Code/storeMigrationFailed` naming the migration
     ///   that failed.
     public static func open(
         url: String,
@@ -121,11 +121,11 @@ public final class PostgresDedupeStore: DedupeStore {
     ///
     /// - Parameter body: The work to do; it must not keep the transaction beyond its return.
     /// - Returns: What `body` returned, once committed.
-    /// - Throws: The body's own error, unchanged, after rolling back; or ``SluiceError``:
-    ///   ``SluiceError/Code/storeUnavailable`` when no connection can be had or it fails (the
-    ///   message names the step: begin, commit), ``SluiceError/Code/storeConflict`` when the commit
+    /// - Throws: The body's own error, unchanged, after rolling back; or `SluiceError`:
+    ///   `SluiceError/Code/storeUnavailable` when no connection can be had or it fails (the
+    ///   message names the step: begin, commit), `SluiceError/Code/storeConflict` when the commit
     ///   meets a serialization failure, deadlock or unique violation (both retriable), or
-    ///   ``SluiceError/Code/storeStatementFailed`` when the body swallowed a failed statement, which
+    ///   `SluiceError/Code/storeStatementFailed` when the body swallowed a failed statement, which
     ///   made PostgreSQL roll the transaction back at commit.
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
         do {
@@ -180,7 +180,7 @@ public final class PostgresDedupeStore: DedupeStore {
 
     /// The next offsets stored for these partitions of `group`; partitions without one are absent.
     ///
-    /// - Throws: ``SluiceError`` when the query fails (``SluiceError/Code/storeUnavailable`` when the
+    /// - Throws: `SluiceError` when the query fails (`SluiceError/Code/storeUnavailable` when the
     ///   database cannot be reached).
     public func storedOffsets(group: String, partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
         guard !partitions.isEmpty else { return [:] }
@@ -209,7 +209,7 @@ public final class PostgresDedupeStore: DedupeStore {
     /// Deletes processed-event records whose `processed_at` is before `cutoff` (indexed).
     ///
     /// - Returns: How many records were deleted.
-    /// - Throws: ``SluiceError`` when the statement fails.
+    /// - Throws: `SluiceError` when the statement fails.
     public func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
         var binds = PostgresBindings(capacity: 1)
         binds.append(PostgresTimestamp(date: cutoff))

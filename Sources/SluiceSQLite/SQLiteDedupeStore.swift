@@ -4,11 +4,11 @@ import GRDB
 import Logging
 import Sluice
 
-/// The default ``DedupeStore``: one SQLite file (WAL), for a consumer service running as one
+/// The default `DedupeStore`: one SQLite file (WAL), for a consumer service running as one
 /// process (or a few on one machine).
 ///
 /// Handlers write their own tables through ``Transaction`` (portable SQL through
-/// ``SQLTransaction``, or GRDB's `Database` through ``Transaction/withDatabase(_:)``); the
+/// `SQLTransaction`, or GRDB's `Database` through ``Transaction/withDatabase(_:)``); the
 /// processed-event records and the partitions' next offsets live beside them in the same file,
 /// so all three commit together. Transactions begin with `BEGIN IMMEDIATE`: one writer at a time,
 /// other processes wait up to ``Configuration/busyTimeout``.
@@ -18,7 +18,7 @@ public final class SQLiteDedupeStore: DedupeStore {
     /// How the store opens its file.
     public struct Configuration: Sendable {
         /// How long a transaction waits for another process's writer before failing with
-        /// ``SluiceError/Code/storeUnavailable`` (retriable). Default: 10 s.
+        /// `SluiceError/Code/storeUnavailable` (retriable). Default: 10 s.
         public var busyTimeout: Duration = .seconds(10)
         /// Whether each commit waits for the disk (`synchronous = FULL`). With `false`
         /// (`NORMAL`), a commit survives a crash of the process but not of the machine, and a
@@ -53,8 +53,8 @@ public final class SQLiteDedupeStore: DedupeStore {
     /// Safe when several processes open a fresh file at once: migrations run in one
     /// `BEGIN IMMEDIATE` transaction, so the others wait and then find them applied.
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/storeUnavailable`` when the file cannot
-    ///   be opened, or ``SluiceError/Code/storeMigrationFailed`` naming the migration that failed.
+    /// - Throws: `SluiceError` with `SluiceError/Code/storeUnavailable` when the file cannot
+    ///   be opened, or `SluiceError/Code/storeMigrationFailed` naming the migration that failed.
     public static func open(
         path: String, migrations: [StoreMigration] = [], configuration: Configuration = Configuration(), logger: Logger
     ) async throws -> SQLiteDedupeStore {

@@ -1,7 +1,7 @@
 import Sluice
 import Synchronization
 
-/// A ``DeadLetterSink`` that keeps what it is sent, for tests: no broker needed.
+/// A `DeadLetterSink` that keeps what it is sent, for tests: no broker needed.
 public final class RecordingDeadLetterSink: DeadLetterSink {
     private let sent = Mutex<[DeadLetterRecord]>([])
 

@@ -27,9 +27,16 @@ public struct ReplayTestHarness<Store: DedupeStore>: Sendable {
     public let deadLetters: RecordingDeadLetterSink
     private let pipeline: EventPipeline<Store>
 
+    /// A harness that runs records through the service's real decoder, upcasters, handlers and store.
+    ///
     /// - Parameters:
+    ///   - registry: The service's schemas (usually its `EventSchemas` directory).
+    ///   - upcasters: The service's upcasters.
+    ///   - router: The service's handlers.
+    ///   - store: The store the handlers write to, fresh for each test.
     ///   - group: The consumer group the processed-event records belong to.
-    ///   - dedupe: ``EventPipeline/DedupeMode/respect`` (default) or `reprocess`.
+    ///   - dedupe: `respect` (default) or `reprocess`, as in a replay.
+    ///   - logger: Where the pipeline logs. Default: nowhere.
     public init(
         registry: SchemaRegistry, upcasters: [Upcaster] = [], router: EventRouter<Store.Transaction>, store: Store,
         group: String = "staging-replay", dedupe: EventPipeline<Store>.DedupeMode = .respect,

@@ -18,9 +18,9 @@ public protocol DedupeStore: Sendable {
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     ///
-    /// - Throws: The body's error (after rolling back), or a ``SluiceError`` naming the step that
-    ///   failed (`begin`, `commit`) with ``SluiceError/Code/storeUnavailable`` or
-    ///   ``SluiceError/Code/storeConflict`` (both retriable).
+    /// - Throws: The body's error (after rolling back), or a `SluiceError` naming the step that
+    ///   failed (`begin`, `commit`) with `SluiceError/Code/storeUnavailable` or
+    ///   `SluiceError/Code/storeConflict` (both retriable).
     func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T
 
     /// The next offsets stored for these partitions of `group`; partitions without one are absent.

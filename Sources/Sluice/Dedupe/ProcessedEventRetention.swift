@@ -37,7 +37,7 @@ public struct ProcessedEventRetention: Sendable, Hashable {
 
 /// Runs ``ProcessedEventRetention`` against a store until cancelled or shut down gracefully.
 ///
-/// ``EventConsumer`` (in SluiceKafka) runs one beside its lanes; run your own when several
+/// `EventConsumer` (in SluiceKafka) runs one beside its lanes; run your own when several
 /// services share one store and only one of them should prune.
 public struct ProcessedEventPruner<Store: DedupeStore>: Service {
     private let store: Store

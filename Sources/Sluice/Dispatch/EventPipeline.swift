@@ -44,7 +44,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         /// Whether each record's transaction stores its partition's next offset for ``group``.
         /// Replays turn it off: they must not move the live group's position. Default: `true`.
         public var storesOffsets = true
-        /// How records of one lane share store transactions. Default: ``GroupCommit/init()``.
+        /// How records of one lane share store transactions. Default: `GroupCommit/init()`.
         public var groupCommit = GroupCommit()
 
         /// The defaults for consumer group `group` (the dedupe records and stored offsets are kept under it).
@@ -53,7 +53,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
     }
 
-    /// Bounds on a group of records committed in one store transaction (see ``process(_:)-([Record])``).
+    /// Bounds on a group of records committed in one store transaction (see ``process(_:reporting:)``).
     ///
     /// Larger groups mean fewer commits (an fsync each on SQLite) and more work redone when a
     /// group's commit fails; the time bound keeps a slow group from holding the store's writer.

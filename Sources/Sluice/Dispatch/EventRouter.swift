@@ -31,10 +31,12 @@ public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
     /// Registers a typed handler for `eventType`.
     ///
     /// - Parameters:
+    ///   - eventType: The event type the handler handles, e.g. `billing.payment_authorized`.
+    ///   - payload: The type `data` decodes to (after upcasting).
     ///   - version: The newest schema version the handler understands; events of older versions
     ///     are upcast to it by the registered upcasters. `nil`: the newest registered version.
     ///   - name: The handler's stable name (part of the dedupe key and the `sluice.handler` header).
-    ///   - body: The handler. Throw a ``SluiceError`` with `isRetriable: false` for a failure that
+    ///   - body: The handler. Throw a `SluiceError` with `isRetriable: false` for a failure that
     ///     retrying cannot fix: the record goes straight to the dead-letter topic. Any other error
     ///     is retried with backoff.
     public mutating func on<Payload: Decodable & Sendable>(

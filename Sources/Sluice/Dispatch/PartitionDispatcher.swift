@@ -1,7 +1,7 @@
 import Logging
 import Synchronization
 
-/// Routes records to one ``PartitionLane`` per assigned partition: strict offset order inside a
+/// Routes records to one `PartitionLane` per assigned partition: strict offset order inside a
 /// partition, partitions concurrent with each other, and bounded memory.
 ///
 /// When a lane holds ``Configuration/laneCapacity`` records its partition is paused at the
@@ -35,7 +35,13 @@ public final class PartitionDispatcher: Sendable {
     private let flowCommands: AsyncStream<FlowCommand>.Continuation
     private let flowTask: Task<Void, Never>
 
+    /// A dispatcher whose lanes hand their processor one record at a time.
+    ///
     /// - Parameters:
+    ///   - configuration: Lane capacity and batching. Default: ``Configuration/init()``.
+    ///   - watermarks: Where each record's outcome moves its partition's committable offset.
+    ///   - flowControl: Pauses a partition whose lane is full and resumes it when it drains.
+    ///   - logger: Where the lanes log.
     ///   - processor: Gives each record its outcome. It is called for one record of a partition
     ///     at a time, in offset order.
     public convenience init(
@@ -52,8 +58,14 @@ public final class PartitionDispatcher: Sendable {
         }
     }
 
+    /// A dispatcher whose lanes hand their processor every queued record of a partition at once.
+    ///
     /// - Parameters:
-    ///   - batchProcessor: Gives consecutive records of one partition (at most
+    ///   - configuration: Lane capacity and batching. Default: ``Configuration/init()``.
+    ///   - watermarks: Where each record's outcome moves its partition's committable offset.
+    ///   - flowControl: Pauses a partition whose lane is full and resumes it when it drains.
+    ///   - logger: Where the lanes log.
+    ///   - processor: Gives consecutive records of one partition (at most
     ///     ``Configuration/maxBatch``, in offset order) one outcome each, in order; after an
     ///     ``RecordOutcome/abandoned`` one, every later one must be abandoned too. It may report
     ///     outcomes (index, outcome) through its second argument as they become durable, so the

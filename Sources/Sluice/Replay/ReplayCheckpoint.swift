@@ -16,7 +16,7 @@ public struct ReplayCheckpoint: Sendable, Hashable {
 
     /// Reads `path`; a missing file is an empty checkpoint.
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/replayCheckpointInvalid``.
+    /// - Throws: `SluiceError` with `SluiceError/Code/replayCheckpointInvalid`.
     public static func load(from path: String) throws(SluiceError) -> ReplayCheckpoint {
         guard let data = FileManager.default.contents(atPath: path) else { return ReplayCheckpoint() }
         guard case .object(let root)? = try? JSONParser.parse(Array(data)), case .object(let positions)? = root["positions"] else {

@@ -51,7 +51,7 @@ public struct ReplayPlan: Sendable, Hashable {
 
         /// Reads `3:120`.
         ///
-        /// - Throws: ``SluiceError`` with ``SluiceError/Code/replayPlanInvalid``.
+        /// - Throws: `SluiceError` with `SluiceError/Code/replayPlanInvalid`.
         public init(parsing text: String) throws(SluiceError) {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2, let partition = Int32(parts[0]), partition >= 0, let offset = Int64(parts[1]), offset >= 0 else {
@@ -84,7 +84,7 @@ public struct ReplayPlan: Sendable, Hashable {
 
     /// A plan from the replay command's flags.
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/replayPlanInvalid`` for malformed values,
+    /// - Throws: `SluiceError` with `SluiceError/Code/replayPlanInvalid` for malformed values,
     ///   a range that ends before it starts, or offsets mixed with a snapshot source.
     public init(
         source: Source, fromOffsets: [String] = [], toOffsets: [String] = [], fromTimestamp: String? = nil, toTimestamp: String? = nil

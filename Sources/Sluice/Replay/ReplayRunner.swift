@@ -50,6 +50,7 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
     /// Replays every batch of `source` and returns the summary once every record has an outcome.
     ///
     /// - Parameters:
+    ///   - source: The records to replay, in batches; a partition's records in offset order.
     ///   - ends: Per partition, the offset after the last record to replay, for progress.
     ///   - progress: Called every ``Configuration/progressInterval`` and once at the end.
     /// - Returns: The summary; `interrupted` when the task was cancelled or the source failed

@@ -55,7 +55,9 @@ public enum SchemaCompatibility {
     /// - Parameters:
     ///   - old: the older version's schema document.
     ///   - new: the newer version's schema document.
-    ///   - eventType, fromVersion, toVersion: labels copied into each ``SchemaChange``.
+    ///   - eventType: The event type, copied into each ``SchemaChange``.
+    ///   - fromVersion: The older version's number, copied into each ``SchemaChange``.
+    ///   - toVersion: The newer version's number, copied into each ``SchemaChange``.
     /// - Returns: every change found, in document order.
     public static func compare(
         _ old: JSONValue, _ new: JSONValue, eventType: String = "", fromVersion: Int = 0, toVersion: Int = 0
