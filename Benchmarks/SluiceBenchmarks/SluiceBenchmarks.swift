@@ -13,7 +13,7 @@ struct SluiceBenchmarks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-benchmarks",
         abstract: "Sluice benchmarks, each against a baseline measured in the same run.",
-        subcommands: [KafkaConsumerBenchmark.self, EnvelopeDecodeBenchmark.self, StoreBenchmark.self]
+        subcommands: [PipelineBenchmark.self, KafkaConsumerBenchmark.self, EnvelopeDecodeBenchmark.self, StoreBenchmark.self]
     )
 }
 

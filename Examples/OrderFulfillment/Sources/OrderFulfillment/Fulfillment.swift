@@ -112,17 +112,7 @@ public enum Fulfillment: ConsumerServiceDefinition {
         var router = EventRouter<SQLDedupeStore.Transaction>()
 
         router.on("orders.order_placed", as: OrderPlaced.self, handler: "record-order") { event, context in
-            let order = event.payload
-            try await context.transaction.execute("""
-                INSERT INTO orders (order_id, customer_id, currency, total_minor, status) VALUES (?, ?, ?, ?, 'placed')
-                ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, total_minor = excluded.total_minor
-                """, [.text(order.orderID), .text(order.customerID), .text(order.currency), SQLValue(order.totalMinor)])
-            for item in order.lineItems {
-                try await context.transaction.execute("""
-                    INSERT INTO reservations (order_id, sku, quantity, status) VALUES (?, ?, ?, 'requested')
-                    ON CONFLICT (order_id, sku) DO UPDATE SET quantity = excluded.quantity
-                    """, [.text(order.orderID), .text(item.sku), SQLValue(item.quantity)])
-            }
+            try await recordOrder(event.payload, in: context.transaction)
         }
 
         router.on("inventory.stock_reserved", as: StockReserved.self, handler: "confirm-reservation") { event, context in
@@ -154,6 +144,27 @@ public enum Fulfillment: ConsumerServiceDefinition {
         }
         return router
     }
+
+    /// The `record-order` handler's writes: the order, and a requested reservation per line item
+    /// (upserts, so a reprocess replay rebuilds instead of doubling).
+    public static func recordOrder(_ order: OrderPlaced, in transaction: SQLDedupeStore.Transaction) async throws {
+        try await transaction.execute(recordOrderSQL, [.text(order.orderID), .text(order.customerID), .text(order.currency), SQLValue(order.totalMinor)])
+        for item in order.lineItems {
+            try await transaction.execute(requestReservationSQL, [.text(order.orderID), .text(item.sku), SQLValue(item.quantity)])
+        }
+    }
+
+    /// The order upsert of `record-order` (arguments: order id, customer id, currency, total).
+    public static let recordOrderSQL = """
+        INSERT INTO orders (order_id, customer_id, currency, total_minor, status) VALUES (?, ?, ?, ?, 'placed')
+        ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, total_minor = excluded.total_minor
+        """
+
+    /// The reservation upsert of `record-order`, one per line item (arguments: order id, sku, quantity).
+    public static let requestReservationSQL = """
+        INSERT INTO reservations (order_id, sku, quantity, status) VALUES (?, ?, ?, 'requested')
+        ON CONFLICT (order_id, sku) DO UPDATE SET quantity = excluded.quantity
+        """
 
     static func exists(order orderID: String, _ transaction: SQLDedupeStore.Transaction) async throws -> Bool {
         try await !transaction.query("SELECT 1 FROM orders WHERE order_id = ?", [.text(orderID)]).isEmpty

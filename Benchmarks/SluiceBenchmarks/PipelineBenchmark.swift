@@ -1,0 +1,404 @@
+import ArgumentParser
+import CRawConsumeLoop
+import CoreMetrics
+import Foundation
+import GRDB
+import Logging
+import OrderFulfillment
+import Sluice
+import SluiceCLI
+import SluiceKafka
+import SluiceSQLite
+import Synchronization
+
+/// Every layer of the pipeline against its limit, on the same records, in one run: the raw C
+/// loop, `KafkaConsumer` alone, the full pipeline with the in-memory store (a no-op handler and
+/// one that writes a value), the order-fulfillment workload on SQLite and the same statements in
+/// a bare SQLite loop, then produce→handled latency at a fixed rate and resident memory.
+struct PipelineBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Records/s of every pipeline layer against its limit in one run; latency at a fixed rate; RATIO lines.")
+
+    @Option(help: "orders.order_placed envelopes to produce and read in each throughput measurement.") var records = 200_000
+    @Option(help: "Partitions of the topic (the embedded broker keeps ~5 MB per partition).") var partitions = 48
+    @Option(help: "Records per store transaction in the bare SQLite loop (the pipeline's default bound on a transaction).") var groupSize = 1_000
+    @Option(help: "Records produced at the fixed rate for the latency measurement (0 skips it).") var latencyRecords = 50_000
+    @Option(help: "Produce rate for the latency measurement, records/s.") var latencyRate = 10_000
+    @Option(help: "Run one layer only, for profiling: raw, consumer, memory-noop, memory-write, sqlite-orders, bare-sqlite, latency.")
+    var only: String?
+
+    private func runs(_ layer: String) -> Bool { only == nil || only == layer }
+
+    func run() async throws {
+        var logger = Logger(label: "sluice.benchmarks") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .error
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
+        let topic = "orders.events"
+        try cluster.createTopic(topic, partitions: partitions)
+        let values = (0..<records).map(Self.orderPlaced)
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger)
+        for (index, value) in values.enumerated() {
+            try await producer.enqueue(
+                ProducerRecord(topic: topic, partition: Int32(index % partitions), key: Array("ord_\(index)".utf8), value: value)
+            ) { result in
+                if case .failure(let error) = result { fatalError("benchmark data could not be produced: \(error)") }
+            }
+        }
+        try await producer.flush(timeout: .seconds(120))
+        let averageBytes = values.reduce(0) { $0 + $1.count } / max(1, values.count)
+        print("\(records) orders.order_placed envelopes (~\(averageBytes) B, two line items) over \(partitions) partitions of one embedded broker")
+
+        var rates: [String: Double] = [:]
+        if runs("raw") {
+            var checksum: Int64 = 0
+            let rawSeconds = sluice_raw_consume(cluster.bootstrapServers, topic, Int32(partitions), Int64(records), &checksum)
+            guard rawSeconds > 0 else { throw ValidationError("the raw loop failed") }
+            rates["raw"] = report("raw C librdkafka loop", Double(records - 1) / rawSeconds)
+        }
+        if runs("consumer") {
+            rates["consumer"] = report("KafkaConsumer alone", try await consumeOnly(cluster: cluster, topic: topic, logger: logger))
+        }
+
+        let registry = try SchemaRegistry(directory: Self.eventSchemas)
+        if runs("memory-noop") {
+            var noop = EventRouter<InMemoryDedupeStore.Transaction>()
+            noop.on("orders.order_placed", as: Fulfillment.OrderPlaced.self, handler: "record-order") { _, _ in }
+            rates["memory-noop"] = report("pipeline, in-memory store, no-op handler", try await pipeline(
+                "memory-noop", cluster: cluster, topic: topic, registry: registry, store: InMemoryDedupeStore(), router: noop, logger: logger))
+        }
+        if runs("memory-write") {
+            var writes = EventRouter<InMemoryDedupeStore.Transaction>()
+            writes.on("orders.order_placed", as: Fulfillment.OrderPlaced.self, handler: "record-order") { event, context in
+                context.transaction.setValue(.number(JSONNumber(Int64(event.payload.totalMinor))), forKey: event.payload.orderID)
+            }
+            rates["memory-write"] = report("pipeline, in-memory store, handler writes a value", try await pipeline(
+                "memory-write", cluster: cluster, topic: topic, registry: registry, store: InMemoryDedupeStore(), router: writes, logger: logger))
+        }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pipeline-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        if runs("sqlite-orders") {
+            let sqliteStore = SQLDedupeStore.sqlite(try await SQLiteDedupeStore.open(
+                path: directory.appendingPathComponent("orders.sqlite").path, migrations: Fulfillment.migrations(), logger: logger))
+            rates["sqlite-orders"] = report("order fulfillment on SQLite (synchronous = FULL)", try await pipeline(
+                "sqlite-orders", cluster: cluster, topic: topic, registry: registry, store: sqliteStore,
+                router: Fulfillment.router(notifier: OutboxNotifier(path: nil)), logger: logger))
+        }
+        if runs("bare-sqlite") {
+            rates["bare-sqlite"] = report(
+                "the same statements in a bare SQLite loop (no Kafka, no pipeline; \(groupSize) per transaction)",
+                try bareSQLiteLoop(values: values, path: directory.appendingPathComponent("bare.sqlite").path))
+        }
+
+        if latencyRecords > 0 && runs("latency") {
+            let latency = try await produceToHandledLatency(cluster: cluster, directory: directory, registry: registry, logger: logger)
+            print(String(
+                format: "latency produce→handled at %d records/s on SQLite, %d records: p50 %.1f ms, p99 %.1f ms, p999 %.1f ms",
+                latencyRate, latencyRecords, latency.p50, latency.p99, latency.p999))
+            print(String(format: "RATIO latency-p99-ms/20: %.3f", latency.p99 / 20))
+        }
+        let memory = ResidentMemory.read()
+        print("resident memory: now \(memory.current / 1_024) MiB, peak \(memory.peak / 1_024) MiB")
+
+        for (name, numerator, denominator) in [
+            ("consumer/raw", "consumer", "raw"), ("pipeline-memory/raw", "memory-noop", "raw"),
+            ("pipeline-memory-write/raw", "memory-write", "raw"), ("sqlite-orders/bare-sqlite", "sqlite-orders", "bare-sqlite"),
+        ] {
+            guard let top = rates[numerator], let bottom = rates[denominator] else { continue }
+            print(String(format: "RATIO %@: %.3f", name, top / bottom))
+        }
+    }
+
+    private func report(_ name: String, _ rate: Double) -> Double {
+        print(String(format: "%@: %.0f records/s", name, rate))
+        return rate
+    }
+
+    static var eventSchemas: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("EventSchemas").path
+    }
+
+    /// An `orders.order_placed` v1 envelope with two line items.
+    static func orderPlaced(_ index: Int) -> [UInt8] {
+        let order = "ord_\(String(index, radix: 36).leftPadded(to: 8))"
+        let customer = "cus_\(String(index % 9_973, radix: 36).leftPadded(to: 8))"
+        let text = #"{"event_id":"evt_\#(index)","event_type":"orders.order_placed","schema_version":1,"occurred_at":"2026-12-01T09:00:00.000Z","producer":"storefront","correlation_id":"corr_\#(index)","causation_id":"cmd_checkout_\#(index)","subject":"order:\#(order)","data":{"order_id":"\#(order)","customer_id":"\#(customer)","placed_at":"2026-12-01T09:00:00Z","currency":"EUR","total_minor":\#(4_200 + index % 1_000),"line_items":[{"sku":"SKU-\#(index % 97)","quantity":\#(1 + index % 3),"unit_price_minor":1200},{"sku":"SKU-\#(100 + index % 89)","quantity":1,"unit_price_minor":\#(1_800 + index % 1_000)}]}}"#
+        return Array(text.utf8)
+    }
+
+    // MARK: - Layers
+
+    private func consumeOnly(cluster: EmbeddedKafkaCluster, topic: String, logger: Logger) async throws -> Double {
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-consumer-alone")
+        configuration.properties["auto.offset.reset"] = "earliest"
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        try await consumer.subscribe([topic])
+        var count = 0
+        var start: ContinuousClock.Instant?
+        for try await batch in consumer.batches {
+            if start == nil { start = .now }
+            count += batch.count
+            if count >= records { break }
+        }
+        let elapsed = ContinuousClock.now - (start ?? .now)
+        try await consumer.close()
+        return Double(count) / elapsed.seconds
+    }
+
+    /// An `EventConsumer` of its own group, from the beginning, until every record was handled
+    /// (counted from `sluice.records.handled`, which moves after the store commit).
+    private func pipeline<Store: DedupeStore>(
+        _ name: String, cluster: EmbeddedKafkaCluster, topic: String, registry: SchemaRegistry, store: Store,
+        router: EventRouter<Store.Transaction>, logger: Logger
+    ) async throws -> Double {
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-\(name)")
+        consumer.properties["auto.offset.reset"] = "earliest"
+        let configuration = EventConsumer<Store>.Configuration(consumer: consumer, topics: [topic])
+        let counter = HandledMetrics()
+        let sink = try KafkaDeadLetterSink(producer: KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger))
+        let service = try EventConsumer(
+            configuration: configuration, decoder: EnvelopeDecoder(registry: registry), upcasters: try UpcasterChain(registry: registry),
+            router: router, store: store, deadLetterSink: sink, logger: logger, metricsFactory: counter)
+        let task = Task { try await service.run() }
+        // Timed from the first handled record, so the group join is not measured.
+        while counter.handled == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let start = ContinuousClock.now
+        let first = counter.handled
+        while counter.handled < records { try await Task.sleep(for: .milliseconds(2)) }
+        let elapsed = ContinuousClock.now - start
+        task.cancel()
+        try await task.value
+        guard counter.deadLettered == 0 else { throw ValidationError("\(name): \(counter.deadLettered) records were dead-lettered") }
+        return Double(records - first) / elapsed.seconds
+    }
+
+    /// The statements Sluice runs per `record-order` event, straight on GRDB: per group
+    /// `BEGIN IMMEDIATE`; per record a savepoint, the dedupe lookup, the order and two reservation
+    /// upserts, the processed-event upsert, the release; the partitions' offsets and `COMMIT`.
+    /// The payloads are decoded before the clock starts: this is the store's limit alone.
+    private func bareSQLiteLoop(values: [[UInt8]], path: String) throws -> Double {
+        var configuration = GRDB.Configuration()
+        configuration.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        let migrations = Fulfillment.migrations().map { $0.script(for: .sqlite) }
+        try pool.write { database in
+            try database.execute(sql: """
+                CREATE TABLE sluice_processed_events (consumer_group TEXT NOT NULL, handler TEXT NOT NULL, event_id TEXT NOT NULL,
+                    payload_hash TEXT NOT NULL, processed_at REAL NOT NULL, process_count INTEGER NOT NULL DEFAULT 1,
+                    PRIMARY KEY (consumer_group, handler, event_id)) WITHOUT ROWID;
+                CREATE INDEX sluice_processed_events_by_time ON sluice_processed_events (processed_at);
+                CREATE TABLE sluice_offsets (consumer_group TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                    next_offset INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (consumer_group, topic, partition)) WITHOUT ROWID;
+                """)
+            for script in migrations { try database.execute(sql: script) }
+        }
+        let decoder = EnvelopeDecoder(registry: try SchemaRegistry(directory: Self.eventSchemas))
+        struct Row { var eventID: String; var hash: String; var order: Fulfillment.OrderPlaced; var partition: Int }
+        let rows: [Row] = try values.enumerated().map { index, value in
+            let envelope = try decoder.decode(value)
+            let order = try JSONValueDecoder().decode(Fulfillment.OrderPlaced.self, from: envelope.data)
+            return Row(eventID: envelope.eventID, hash: PayloadHash.of(value), order: order, partition: index % partitions)
+        }
+        let start = ContinuousClock.now
+        var index = 0
+        while index < rows.count {
+            let end = min(rows.count, index + groupSize)
+            try pool.writeWithoutTransaction { database in
+                try database.execute(sql: "BEGIN IMMEDIATE")
+                var offsets: [Int: Int] = [:]
+                for (position, row) in rows[index..<end].enumerated() {
+                    let savepoint = "sluice_\(position + 1)"
+                    try database.execute(sql: "SAVEPOINT \(savepoint)")
+                    _ = try GRDB.Row.fetchOne(database.cachedStatement(sql: """
+                        SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
+                        WHERE consumer_group = ? AND handler = ? AND event_id = ?
+                        """), arguments: ["bench-bare", "record-order", row.eventID])
+                    try database.cachedStatement(sql: Fulfillment.recordOrderSQL).execute(
+                        arguments: [row.order.orderID, row.order.customerID, row.order.currency, row.order.totalMinor])
+                    for item in row.order.lineItems {
+                        try database.cachedStatement(sql: Fulfillment.requestReservationSQL).execute(
+                            arguments: [row.order.orderID, item.sku, item.quantity])
+                    }
+                    _ = try Int.fetchOne(database.cachedStatement(sql: """
+                        INSERT INTO sluice_processed_events (consumer_group, handler, event_id, payload_hash, processed_at, process_count)
+                        VALUES (?, ?, ?, ?, ?, 1)
+                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET
+                            process_count = process_count + 1, processed_at = excluded.processed_at, payload_hash = excluded.payload_hash
+                        RETURNING process_count
+                        """), arguments: ["bench-bare", "record-order", row.eventID, row.hash, Date().timeIntervalSince1970])
+                    try database.execute(sql: "RELEASE SAVEPOINT \(savepoint)")
+                    offsets[row.partition] = index + position + 1
+                }
+                for (partition, next) in offsets {
+                    try database.cachedStatement(sql: """
+                        INSERT INTO sluice_offsets (consumer_group, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
+                            next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at
+                        """).execute(arguments: ["bench-bare", "orders.events", partition, next, Date().timeIntervalSince1970])
+                }
+                try database.execute(sql: "COMMIT")
+            }
+            index = end
+        }
+        return Double(rows.count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// Records produced at ``latencyRate`` while an order-fulfillment consumer on SQLite runs;
+    /// each record's latency runs from its timestamp (set when it was produced) to the commit of
+    /// the store transaction that handled it.
+    private func produceToHandledLatency(
+        cluster: EmbeddedKafkaCluster, directory: URL, registry: SchemaRegistry, logger: Logger
+    ) async throws -> (p50: Double, p99: Double, p999: Double) {
+        let topic = "orders.latency"
+        try cluster.createTopic(topic, partitions: partitions)
+        let store = CommitTimedStore(base: SQLDedupeStore.sqlite(try await SQLiteDedupeStore.open(
+            path: directory.appendingPathComponent("latency.sqlite").path, migrations: Fulfillment.migrations(), logger: logger)))
+        var router = EventRouter<SQLDedupeStore.Transaction>()
+        router.on("orders.order_placed", as: Fulfillment.OrderPlaced.self, handler: "record-order") { event, context in
+            try await Fulfillment.recordOrder(event.payload, in: context.transaction)
+            PendingTimes.handled(producedAtMilliseconds: context.record.timestamp?.milliseconds)
+        }
+        var consumer = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-latency")
+        consumer.properties["auto.offset.reset"] = "earliest"
+        let service = try EventConsumer(
+            configuration: .init(consumer: consumer, topics: [topic]), decoder: EnvelopeDecoder(registry: registry),
+            upcasters: try UpcasterChain(registry: registry), router: router, store: store,
+            deadLetterSink: try KafkaDeadLetterSink(producer: KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger)),
+            logger: logger)
+        let task = Task { try await service.run() }
+        // Let the group form before the clock matters.
+        try await Task.sleep(for: .seconds(3))
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger)
+        let start = ContinuousClock.now
+        let interval = Duration.seconds(1) / latencyRate
+        for index in 0..<latencyRecords {
+            let due = start + interval * index
+            if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+            try await producer.enqueue(ProducerRecord(
+                topic: topic, partition: Int32(index % partitions), key: Array("ord_\(index)".utf8),
+                value: Self.orderPlaced(records + index))) { result in
+                if case .failure(let error) = result { fatalError("benchmark data could not be produced: \(error)") }
+            }
+        }
+        try await producer.flush(timeout: .seconds(60))
+        while store.latencies.count < latencyRecords { try await Task.sleep(for: .milliseconds(10)) }
+        task.cancel()
+        try await task.value
+        let sorted = store.latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return (percentile(0.50), percentile(0.99), percentile(0.999))
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// `VmRSS` and `VmHWM` of this process, in KiB.
+enum ResidentMemory {
+    static func read() -> (current: Int, peak: Int) {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            for line in status.split(separator: "\n") where line.hasPrefix(name) {
+                return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+            }
+            return 0
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// Production times (ms since the epoch) that handlers reported in the current transaction.
+final class PendingTimes: Sendable {
+    @TaskLocal static var current: PendingTimes?
+    let times = Mutex<[Int64]>([])
+
+    static func handled(producedAtMilliseconds: Int64?) {
+        guard let producedAtMilliseconds, let current else { return }
+        current.times.withLock { $0.append(producedAtMilliseconds) }
+    }
+}
+
+/// A store that notes, when a transaction commits, how long ago each record its handlers
+/// reported was produced.
+final class CommitTimedStore<Base: DedupeStore>: DedupeStore {
+    typealias Transaction = Base.Transaction
+
+    private let base: Base
+    private let measured = Mutex<[Double]>([])
+
+    init(base: Base) { self.base = base }
+
+    /// Latencies in milliseconds, one per committed record.
+    var latencies: [Double] { measured.withLock { $0 } }
+
+    func withTransaction<T: Sendable>(_ body: (Base.Transaction) async throws -> T) async throws -> T {
+        let pending = PendingTimes()
+        let result = try await PendingTimes.$current.withValue(pending) { try await base.withTransaction(body) }
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let committed = pending.times.withLock { $0 }
+        measured.withLock { $0.append(contentsOf: committed.map { Double(now - $0) }) }
+        return result
+    }
+
+    func storedOffsets(group: String, partitions: [TopicPartition]) async throws -> [TopicPartition: Offset] {
+        try await base.storedOffsets(group: group, partitions: partitions)
+    }
+
+    func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int {
+        try await base.pruneProcessedEvents(olderThan: cutoff)
+    }
+}
+
+/// A metrics factory that counts `sluice.records.handled` and `sluice.records.dead_lettered`
+/// and drops everything else: the benchmark's way to know when every record is durable.
+final class HandledMetrics: MetricsFactory, Sendable {
+    private let handledCount = Atomic<Int>(0)
+    private let deadLetteredCount = Atomic<Int>(0)
+
+    var handled: Int { handledCount.load(ordering: .relaxed) }
+    var deadLettered: Int { deadLetteredCount.load(ordering: .relaxed) }
+
+    private final class Count: CounterHandler, Sendable {
+        let target: (@Sendable (Int64) -> Void)?
+        init(_ target: (@Sendable (Int64) -> Void)?) { self.target = target }
+        func increment(by amount: Int64) { target?(amount) }
+        func reset() {}
+    }
+
+    private final class Ignored: RecorderHandler, TimerHandler, FloatingPointCounterHandler, Sendable {
+        func record(_ value: Int64) {}
+        func record(_ value: Double) {}
+        func recordNanoseconds(_ duration: Int64) {}
+        func increment(by amount: Double) {}
+        func reset() {}
+    }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        switch label {
+        case "sluice.records.handled":
+            Count { [self] in self.handledCount.add(Int($0), ordering: .relaxed) }
+        case "sluice.records.dead_lettered":
+            Count { [self] in self.deadLetteredCount.add(Int($0), ordering: .relaxed) }
+        default:
+            Count(nil)
+        }
+    }
+
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler { Ignored() }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { Ignored() }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { Ignored() }
+    func destroyCounter(_ handler: any CounterHandler) {}
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
+    func destroyRecorder(_ handler: any RecorderHandler) {}
+    func destroyTimer(_ handler: any TimerHandler) {}
+}
