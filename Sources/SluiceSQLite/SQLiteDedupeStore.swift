@@ -159,6 +159,13 @@ public final class SQLiteDedupeStore: DedupeStore {
         /// Use it for GRDB records and query interface; do not begin or commit transactions.
         public func withDatabase<T>(_ body: @escaping (Database) throws -> T) async throws -> T {
             try await session.perform { database in
+                // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, IOERR,
+                // NOMEM). A statement after that would run in autocommit mode, outside the
+                // transaction whose outcome the pipeline reports: refuse it, so the transaction
+                // fails as a whole and every record in it is redone.
+                guard database.isInsideTransaction else {
+                    throw SQLiteDedupeStore.unavailable("the transaction was rolled back by SQLite after an error; its records are redone")
+                }
                 do {
                     return try body(database)
                 } catch {
@@ -256,6 +263,9 @@ public final class SQLiteDedupeStore: DedupeStore {
                 throw error
             }
             try await session.perform { database in
+                guard database.isInsideTransaction else {
+                    throw Self.unavailable("commit: the transaction was rolled back by SQLite after an error")
+                }
                 do {
                     try database.execute(sql: "COMMIT")
                 } catch {

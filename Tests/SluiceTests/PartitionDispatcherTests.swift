@@ -101,6 +101,8 @@ struct PartitionDispatcherTests {
         dispatcher.dispatch(Self.records("t", partition: 0, 0..<10))
         try await waitFor { started.withLock { $0 } == 3 }
         let revoking = Task { await dispatcher.revoke([partition], deadline: .now + .seconds(30)) }
+        // The revocation has been decided (the lane is gone) before record 3 may finish.
+        try await waitFor { dispatcher.assignedPartitions.isEmpty }
         try await Task.sleep(for: .milliseconds(100))
         release.withLock { $0 = true }
         let positions = await revoking.value

@@ -53,20 +53,27 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
     }
 
-    /// Bounds on a group of records committed in one store transaction (see ``process(_:reporting:)``).
+    /// Bounds on the records committed in one store transaction (see ``process(_:reporting:)``).
     ///
-    /// Larger groups mean fewer commits (an fsync each on SQLite) and more work redone when a
-    /// group's commit fails; the time bound keeps a slow group from holding the store's writer.
+    /// A lane hands the pipeline a group of consecutive records of its partition; the ready groups
+    /// of every lane share one store transaction (store-wide group commit), which commits once.
+    /// Larger transactions mean fewer commits (an fsync each on SQLite) and more work redone when
+    /// a commit fails; the time bound keeps a slow transaction from holding the store's writer.
     public struct GroupCommit: Sendable, Hashable {
-        /// Records per transaction at most; 1 turns grouping off. Default: 100.
+        /// Records of one lane's group at most; 1 turns grouping off. Default: 100.
         public var maxRecords: Int
-        /// How long a group may keep adding records. Default: 100 ms.
+        /// How long a transaction may keep adding records, from its first. Default: 100 ms.
         public var maxDuration: Duration
+        /// Records of all lanes' groups in one transaction at most (a group is never split).
+        /// Default: 1,000.
+        public var maxTransactionRecords: Int
 
-        /// Groups of at most `maxRecords` records that keep adding records for at most `maxDuration`.
-        public init(maxRecords: Int = 100, maxDuration: Duration = .milliseconds(100)) {
+        /// Groups of at most `maxRecords` records, sharing transactions of at most
+        /// `maxTransactionRecords` records that keep adding records for at most `maxDuration`.
+        public init(maxRecords: Int = 100, maxDuration: Duration = .milliseconds(100), maxTransactionRecords: Int = 1_000) {
             self.maxRecords = maxRecords
             self.maxDuration = maxDuration
+            self.maxTransactionRecords = maxTransactionRecords
         }
     }
 
@@ -80,6 +87,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let metrics: PipelineMetrics
     private let clock: @Sendable () -> Date
     private let random: @Sendable () -> Double
+    private let committer: GroupCommitQueue<Store.Transaction, GroupResult>
 
     /// A pipeline that decodes records with `decoder`, upcasts and routes them with `upcasters`
     /// and `router`, runs their handlers in `store` transactions and dead-letters to
@@ -106,6 +114,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         self.metrics = PipelineMetrics(factory: metricsFactory)
         self.clock = clock
         self.random = random
+        self.committer = GroupCommitQueue(store: store, maxTransactionRecords: configuration.groupCommit.maxTransactionRecords)
     }
 
     /// Gives `record` its outcome. Returns ``RecordOutcome/abandoned`` only when cancelled
@@ -114,9 +123,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         let prepared = prepare(record)
         switch prepared.step {
         case .finished(let outcome): return outcome
-        case .reject(let reason): return await deadLetter(record, reason, logger: prepared.logger)
+        case .reject(let reason): return await deadLetter(record, reason, log: prepared.log)
         case .route(let envelope, let routes):
-            return await handle(record, envelope: envelope, routes: routes, from: 0, logger: prepared.logger)
+            return await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log)
         }
     }
 
@@ -126,11 +135,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     /// Gives each of `records` (consecutive records of one lane, in offset order) its outcome,
     /// committing runs of them together as ``Configuration/groupCommit`` allows.
     ///
-    /// Records whose envelope decodes and whose handlers succeed share one store transaction, a
-    /// savepoint per handler; the transaction commits after ``GroupCommit/maxRecords`` records,
-    /// after ``GroupCommit/maxDuration``, at the end of `records`, or before a record that needs
-    /// anything else (a dead letter, a retry). A handler that throws rolls back only its own
-    /// savepoint: the records before it commit, and it is retried alone with backoff.
+    /// Records whose envelope decodes and whose handlers succeed form a group, a savepoint per
+    /// handler; the group ends after ``GroupCommit/maxRecords`` records, once its transaction has
+    /// been open ``GroupCommit/maxDuration``, at the end of `records`, or before a record that
+    /// needs anything else (a dead letter, a retry). Groups of other lanes that are ready at the
+    /// same time share the transaction, which commits once for all of them. A handler that throws
+    /// rolls back only its own savepoint: the records before it commit, and it is retried alone
+    /// with backoff.
     ///
     /// - Returns: One outcome per record, in order. After the first ``RecordOutcome/abandoned``
     ///   every later record is abandoned too.
@@ -161,7 +172,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 emit(outcome)
                 index += 1
             case .reject(let reason):
-                emit(await deadLetter(records[index], reason, logger: prepared[index].logger))
+                emit(await deadLetter(records[index], reason, log: prepared[index].log))
                 index += 1
             case .route:
                 let batch = await commitGroup(records, prepared: prepared, from: index)
@@ -169,26 +180,26 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 index += batch.outcomes.count
                 guard let stop = batch.stop else { continue }
                 let record = records[index]
-                let logger = prepared[index].logger
+                let log = prepared[index].log
                 guard case .route(let envelope, let routes) = prepared[index].step else { continue }
                 switch stop {
                 case .failed(let route, let error, let started):
                     emit(await handle(
-                        record, envelope: envelope, routes: routes, from: route, logger: logger,
+                        record, envelope: envelope, routes: routes, from: route, log: log,
                         pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled))
                 case .mismatch(let route, let stored):
-                    emit(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), logger: logger))
+                    emit(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), log: log))
                 case .commitFailed(let attempted):
                     // Nothing of the group committed (a deadlock with another lane, a conflict, an
                     // outage): its records go the one-at-a-time path, whose retries wait for the
                     // store and whose small transactions rarely collide again; then group again.
-                    emit(await handle(record, envelope: envelope, routes: routes, from: 0, logger: logger))
+                    emit(await handle(record, envelope: envelope, routes: routes, from: 0, log: log))
                     var alone = 1
                     while alone < attempted, index + alone < records.count, outcomes.last != .abandoned,
                         case .route(let envelope, let routes) = prepared[index + alone].step
                     {
                         emit(await handle(
-                            records[index + alone], envelope: envelope, routes: routes, from: 0, logger: prepared[index + alone].logger))
+                            records[index + alone], envelope: envelope, routes: routes, from: 0, log: prepared[index + alone].log))
                         alone += 1
                     }
                     index += alone - 1
@@ -201,8 +212,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
 
     // MARK: - Decoding and routing
 
-    private struct Prepared {
-        enum Step {
+    private struct Prepared: Sendable {
+        enum Step: Sendable {
             /// An outcome reached without a handler (skipped by policy, no handler, dry run).
             case finished(RecordOutcome)
             /// Rejected by the decoder: to the dead-letter topic.
@@ -212,15 +223,12 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
 
         var step: Step
-        var logger: Logger
+        var log: RecordLog
     }
 
     private func prepare(_ record: Record) -> Prepared {
         metrics.consumed(record)
-        var logger = self.logger
-        logger[metadataKey: "kafka.topic"] = "\(record.topic)"
-        logger[metadataKey: "kafka.partition"] = "\(record.partition)"
-        logger[metadataKey: "kafka.offset"] = "\(record.offset.rawValue)"
+        var log = RecordLog(base: logger, record: record)
 
         let envelope: Envelope
         switch decoder.result(decoding: record.value) {
@@ -228,40 +236,37 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             envelope = decoded
         case .failure(let error):
             if error.code == .eventTypeUnknown && configuration.unknownEventTypes == .skip {
-                logger.debug("skipping a record of an unknown event type", metadata: ["error": "\(error)"])
+                log.logger.debug("skipping a record of an unknown event type", metadata: ["error": "\(error)"])
                 metrics.skipped(record, code: error.code)
-                return Prepared(step: .finished(.skipped(error.code)), logger: logger)
+                return Prepared(step: .finished(.skipped(error.code)), log: log)
             }
             let ids = Self.identifiers(in: record.value)
-            logger.warning("record rejected", metadata: [
+            log.logger.warning("record rejected", metadata: [
                 "error.code": "\(error.code)", "error.path": "\(error.path ?? "")", "error": "\(error.message)",
             ])
             return Prepared(step: .reject(DeadLetterReason(
                 code: error.code, message: error.message, isRetriable: false, attempts: 1,
-                eventID: ids.eventID, correlationID: ids.correlationID)), logger: logger)
+                eventID: ids.eventID, correlationID: ids.correlationID)), log: log)
         }
-        logger[metadataKey: "event.id"] = "\(envelope.eventID)"
-        logger[metadataKey: "event.type"] = "\(envelope.eventType)"
-        logger[metadataKey: "correlation.id"] = "\(envelope.correlationID)"
-        logger[metadataKey: "causation.id"] = "\(envelope.causationID)"
+        log.envelope = RecordLog.EnvelopeIDs(envelope)
 
         let routes = router.routes(for: envelope.eventType)
         guard !routes.isEmpty else {
             // A known type this service does not handle: nothing to do, and nothing lost.
             metrics.skipped(record, code: .noHandler)
-            return Prepared(step: .finished(.skipped(.noHandler)), logger: logger)
+            return Prepared(step: .finished(.skipped(.noHandler)), log: log)
         }
         if configuration.dryRun {
             metrics.handled(record)
-            return Prepared(step: .finished(.handled), logger: logger)
+            return Prepared(step: .finished(.handled), log: log)
         }
-        return Prepared(step: .route(envelope, routes), logger: logger)
+        return Prepared(step: .route(envelope, routes), log: log)
     }
 
     // MARK: - Group commit
 
-    private struct GroupResult {
-        enum Stop {
+    private struct GroupResult: Sendable {
+        enum Stop: Sendable {
             /// The handler at this route index threw on its first attempt.
             case failed(route: Int, error: any Error, started: ContinuousClock.Instant)
             /// The handler at this route index met a record of the event with another payload.
@@ -272,11 +277,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
 
         /// Outcomes of the records that committed, from the group's first record on.
-        var outcomes: [RecordOutcome]
+        var outcomes: [RecordOutcome] = []
         /// Why the group ended before the record after `outcomes`, when it did not end cleanly.
         var stop: Stop?
         /// Whether a handler of the stopping record ran and committed before the one that stopped it.
         var partlyHandled = false
+        /// How long each handler that committed took.
+        var durations: [(handler: String, duration: Duration)] = []
     }
 
     private enum SavepointResult: Sendable {
@@ -284,98 +291,110 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         case mismatch(stored: String)
     }
 
-    /// Mutable state a group's transaction body fills in; it lives only for one non-escaping body.
-    private final class GroupProgress {
-        var outcomes: [RecordOutcome] = []
-        var stop: GroupResult.Stop?
-        var partlyHandled = false
-        var durations: [(String, Duration)] = []
+    /// Runs consecutive routable records from `start` as one group of the next shared store
+    /// transaction, until the group is full, a record is not routable, or a handler fails.
+    private func commitGroup(_ records: [Record], prepared: [Prepared], from start: Int) async -> GroupResult {
+        let outcome = await committer.submit(records: min(records.count - start, configuration.groupCommit.maxRecords)) {
+            transaction, began in
+            try await self.runGroup(records, prepared: prepared, from: start, in: transaction, began: began)
+        }
+        switch outcome {
+        case .committed(let result):
+            for (offset, outcome) in result.outcomes.enumerated() {
+                let record = records[start + offset]
+                if outcome == .handled { metrics.handled(record) } else { metrics.duplicate(record) }
+            }
+            for (handler, duration) in result.durations { metrics.handlerDuration(handler, duration) }
+            return result
+        case .failed(let error, let ran):
+            // Nothing of the transaction committed. The group's records that ran (all of the
+            // routable run when the body itself failed) go the one-at-a-time path.
+            let attempted = ran.map { $0.outcomes.count + ($0.stop == nil ? 0 : 1) } ?? routableRun(prepared, from: start)
+            logger.warning("group transaction failed; continuing one record at a time", metadata: [
+                "error": "\(error)", "records": "\(attempted)",
+            ])
+            return GroupResult(stop: .commitFailed(attempted: max(1, attempted)))
+        }
     }
 
-    /// Runs consecutive routable records from `start` in one transaction, until the group is
-    /// full, a record is not routable, or a handler fails.
-    private func commitGroup(_ records: [Record], prepared: [Prepared], from start: Int) async -> GroupResult {
+    /// How many records from `start` on a group could have taken.
+    private func routableRun(_ prepared: [Prepared], from start: Int) -> Int {
+        var count = 0
+        while start + count < prepared.count, count < configuration.groupCommit.maxRecords,
+            case .route = prepared[start + count].step
+        {
+            count += 1
+        }
+        return count
+    }
+
+    /// One lane's group inside the shared transaction `transaction`, which began at `began`.
+    private func runGroup(
+        _ records: [Record], prepared: [Prepared], from start: Int, in transaction: Store.Transaction,
+        began: ContinuousClock.Instant
+    ) async throws -> GroupResult {
         let group = configuration.group
         let dedupe = configuration.dedupe
         let isReplay = configuration.isReplay
-        let storesOffsets = configuration.storesOffsets
         let limits = configuration.groupCommit
-        let progress = GroupProgress()
-        let began = ContinuousClock.now
-        do {
-            try await store.withTransaction { transaction in
-                var positions: [TopicPartition: Offset] = [:]
-                var index = start
-                while index < records.count, progress.outcomes.count < limits.maxRecords,
-                    progress.outcomes.isEmpty || ContinuousClock.now - began < limits.maxDuration
-                {
-                    guard case .route(let envelope, let routes) = prepared[index].step else { break }
-                    let record = records[index]
-                    let payloadHash = PayloadHash.of(record.value ?? [])
-                    var sawHandled = false
-                    for (routeIndex, route) in routes.enumerated() {
-                        let started = ContinuousClock.now
-                        var handlerLogger = prepared[index].logger
-                        handlerLogger[metadataKey: "sluice.handler"] = "\(route.name)"
-                        let result: SavepointResult
-                        do {
-                            result = try await transaction.withSavepoint {
-                                let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
-                                if let existing {
-                                    if existing.payloadHash != payloadHash { return .mismatch(stored: existing.payloadHash) }
-                                    if dedupe == .respect { return .duplicate }
-                                }
-                                let context = HandlerContext(
-                                    envelope: envelope, record: record, logger: handlerLogger, isReplay: isReplay,
-                                    attempt: 1, handlerName: route.name, transaction: transaction)
-                                try await route.invoke(envelope, self.upcasters, context)
-                                let count = try await transaction.markProcessed(
-                                    group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
-                                if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
-                                return .handled
-                            }
-                        } catch {
-                            handlerLogger.warning("handler failed; retrying alone", metadata: ["error": "\(error)", "attempt": "1"])
-                            progress.stop = .failed(route: routeIndex, error: error, started: started)
-                            break
+        var result = GroupResult()
+        var position: (partition: TopicPartition, offset: Offset)?
+        var index = start
+        while index < records.count, result.outcomes.count < limits.maxRecords,
+            result.outcomes.isEmpty || ContinuousClock.now - began < limits.maxDuration
+        {
+            guard case .route(let envelope, let routes) = prepared[index].step else { break }
+            let record = records[index]
+            let payloadHash = PayloadHash.of(record.value ?? [])
+            var sawHandled = false
+            for (routeIndex, route) in routes.enumerated() {
+                let started = ContinuousClock.now
+                let savepoint: SavepointResult
+                do {
+                    savepoint = try await transaction.withSavepoint {
+                        let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
+                        if let existing {
+                            if existing.payloadHash != payloadHash { return .mismatch(stored: existing.payloadHash) }
+                            if dedupe == .respect { return .duplicate }
                         }
-                        switch result {
-                        case .handled:
-                            sawHandled = true
-                            progress.durations.append((route.name, ContinuousClock.now - started))
-                        case .duplicate:
-                            continue
-                        case .mismatch(let stored):
-                            progress.stop = .mismatch(route: routeIndex, stored: stored)
-                        }
-                        if progress.stop != nil { break }
+                        let context = HandlerContext(
+                            envelope: envelope, record: record, log: prepared[index].log, isReplay: isReplay,
+                            attempt: 1, handlerName: route.name, transaction: transaction)
+                        try await route.invoke(envelope, self.upcasters, context)
+                        let count = try await transaction.markProcessed(
+                            group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
+                        if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
+                        return .handled
                     }
-                    if progress.stop != nil {
-                        progress.partlyHandled = sawHandled
-                        break
-                    }
-                    positions[record.topicPartition] = record.offset.next
-                    progress.outcomes.append(sawHandled ? .handled : .duplicate)
-                    index += 1
+                } catch {
+                    prepared[index].log.logger(handler: route.name)
+                        .warning("handler failed; retrying alone", metadata: ["error": "\(error)", "attempt": "1"])
+                    result.stop = .failed(route: routeIndex, error: error, started: started)
+                    break
                 }
-                if storesOffsets {
-                    for (partition, offset) in positions {
-                        try await transaction.storeNextOffset(offset, for: partition, group: group)
-                    }
+                switch savepoint {
+                case .handled:
+                    sawHandled = true
+                    result.durations.append((route.name, ContinuousClock.now - started))
+                case .duplicate:
+                    continue
+                case .mismatch(let stored):
+                    result.stop = .mismatch(route: routeIndex, stored: stored)
                 }
+                if result.stop != nil { break }
             }
-        } catch {
-            logger.warning("group transaction failed; continuing one record at a time", metadata: [
-                "error": "\(error)", "records": "\(progress.outcomes.count)",
-            ])
-            return GroupResult(outcomes: [], stop: .commitFailed(attempted: max(1, progress.outcomes.count + (progress.stop == nil ? 0 : 1))))
+            if result.stop != nil {
+                result.partlyHandled = sawHandled
+                break
+            }
+            position = (record.topicPartition, record.offset.next)
+            result.outcomes.append(sawHandled ? .handled : .duplicate)
+            index += 1
         }
-        for (offset, outcome) in progress.outcomes.enumerated() {
-            let record = records[start + offset]
-            if outcome == .handled { metrics.handled(record) } else { metrics.duplicate(record) }
+        if configuration.storesOffsets, let position {
+            try await transaction.storeNextOffset(position.offset, for: position.partition, group: group)
         }
-        for (handler, duration) in progress.durations { metrics.handlerDuration(handler, duration) }
-        return GroupResult(outcomes: progress.outcomes, stop: progress.stop, partlyHandled: progress.partlyHandled)
+        return result
     }
 
     // MARK: - One record at a time
@@ -389,7 +408,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     /// Runs `routes[first...]` for one record, each handler in its own transaction with retries.
     private func handle(
         _ record: Record, envelope: Envelope, routes: [EventRouter<Store.Transaction>.Route], from first: Int,
-        logger: Logger, pending: PendingFailure? = nil, handledBefore: Bool = false
+        log: RecordLog, pending: PendingFailure? = nil, handledBefore: Bool = false
     ) async -> RecordOutcome {
         let payloadHash = PayloadHash.of(record.value ?? [])
         var sawHandled = handledBefore
@@ -399,12 +418,12 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             let storesOffset = index == routes.count - 1 && configuration.storesOffsets
             let result = await run(
                 route, envelope: envelope, record: record, payloadHash: payloadHash, storesOffset: storesOffset,
-                logger: logger, pending: pending)
+                log: log, pending: pending)
             pending = nil
             switch result {
             case .handled: sawHandled = true
             case .duplicate: continue
-            case .failed(let reason): return await deadLetter(record, reason, logger: logger)
+            case .failed(let reason): return await deadLetter(record, reason, log: log)
             case .abandoned: return .abandoned
             }
         }
@@ -444,7 +463,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     ///   and a non-retriable error is not retried at all.
     private func run(
         _ route: EventRouter<Store.Transaction>.Route, envelope: Envelope, record: Record, payloadHash: String,
-        storesOffset: Bool, logger: Logger, pending: PendingFailure? = nil
+        storesOffset: Bool, log: RecordLog, pending: PendingFailure? = nil
     ) async -> HandlerResult {
         let group = configuration.group
         let dedupe = configuration.dedupe
@@ -452,8 +471,6 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         let started = pending?.started ?? ContinuousClock.now
         var attempt = 1
         var failure = pending?.error
-        var handlerLogger = logger
-        handlerLogger[metadataKey: "sluice.handler"] = "\(route.name)"
         while true {
             if let error = failure {
                 let sluiceError = error as? SluiceError
@@ -464,7 +481,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     ? configuration.retry.delay(afterAttempt: attempt, elapsed: ContinuousClock.now - started, random: random())
                     : nil
                 guard let delay else {
-                    handlerLogger.error("handler failed for good", metadata: [
+                    log.logger(handler: route.name).error("handler failed for good", metadata: [
                         "error.code": "\(code)", "error": "\(message)", "attempts": "\(attempt)",
                     ])
                     return .failed(DeadLetterReason(
@@ -473,7 +490,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         isRetriable: retriable, attempts: attempt, handler: route.name,
                         eventID: envelope.eventID, correlationID: envelope.correlationID))
                 }
-                handlerLogger.warning("handler failed; retrying", metadata: [
+                log.logger(handler: route.name).warning("handler failed; retrying", metadata: [
                     "error.code": "\(code)", "error": "\(message)", "attempt": "\(attempt)", "retry.in": "\(delay)",
                 ])
                 metrics.retried(record, handler: route.name)
@@ -485,7 +502,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 attempt += 1
                 failure = nil
             }
-            let context = (attempt: attempt, logger: handlerLogger)
+            let context = (attempt: attempt, log: log)
             do {
                 let result = try await store.withTransaction { transaction -> TransactionResult in
                     let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
@@ -497,7 +514,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         }
                     }
                     let handlerContext = HandlerContext(
-                        envelope: envelope, record: record, logger: context.logger, isReplay: isReplay,
+                        envelope: envelope, record: record, log: context.log, isReplay: isReplay,
                         attempt: context.attempt, handlerName: route.name, transaction: transaction)
                     try await route.invoke(envelope, self.upcasters, handlerContext)
                     let count = try await transaction.markProcessed(
@@ -522,7 +539,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     }
 
     /// Writes the dead letter, holding the partition until the broker acknowledged it.
-    private func deadLetter(_ record: Record, _ reason: DeadLetterReason, logger: Logger) async -> RecordOutcome {
+    private func deadLetter(_ record: Record, _ reason: DeadLetterReason, log: RecordLog) async -> RecordOutcome {
         if configuration.dryRun {
             metrics.deadLettered(record, code: reason.code)
             return .deadLettered(reason.code)
@@ -532,6 +549,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             group: configuration.group, reason: reason, failedAt: clock())
         var delay = Duration.milliseconds(100)
         var halted = false
+        let logger = log.logger
         while true {
             do {
                 try await deadLetterSink.send(letter)

@@ -11,8 +11,12 @@ public struct HandlerContext<Transaction> {
     /// The record as read: topic, partition, offset, timestamp, key, headers and value.
     public let record: Record
     /// A logger carrying the record's metadata (`kafka.topic`, `kafka.partition`, `kafka.offset`,
-    /// `event.id`, `event.type`, `correlation.id`, `causation.id`).
-    public let logger: Logger
+    /// `event.id`, `event.type`, `correlation.id`, `causation.id`, `sluice.handler`).
+    ///
+    /// Made when read: a handler that logs nothing costs no metadata. Read it once into a local
+    /// when logging several lines.
+    public var logger: Logger { log.logger(handler: handlerName) }
+    let log: RecordLog
     /// Whether this run is a replay of history. Handlers skip side effects that must not happen
     /// twice (an email, a payment call) when it is.
     public let isReplay: Bool
@@ -22,4 +26,59 @@ public struct HandlerContext<Transaction> {
     public let handlerName: String
     /// The store transaction the handler runs in.
     public let transaction: Transaction
+}
+
+/// A record's log metadata, turned into a `Logger` only when a line is about to be logged:
+/// formatting the metadata of every record (string interpolation, dictionary copies) costs the
+/// hot path several percent for lines that are almost never written.
+struct RecordLog: Sendable {
+    /// The envelope's identifiers, once the record decoded.
+    struct EnvelopeIDs: Sendable {
+        var eventID: String
+        var eventType: String
+        var correlationID: String
+        var causationID: String
+
+        init(_ envelope: Envelope) {
+            eventID = envelope.eventID
+            eventType = envelope.eventType
+            correlationID = envelope.correlationID
+            causationID = envelope.causationID
+        }
+    }
+
+    let base: Logger
+    let topic: String
+    let partition: Int32
+    let offset: Int64
+    var envelope: EnvelopeIDs?
+
+    init(base: Logger, record: Record) {
+        self.base = base
+        topic = record.topic
+        partition = record.partition
+        offset = record.offset.rawValue
+    }
+
+    /// The logger with the record's metadata (`kafka.*`, and the envelope's ids when it decoded).
+    var logger: Logger {
+        var logger = base
+        logger[metadataKey: "kafka.topic"] = "\(topic)"
+        logger[metadataKey: "kafka.partition"] = "\(partition)"
+        logger[metadataKey: "kafka.offset"] = "\(offset)"
+        if let envelope {
+            logger[metadataKey: "event.id"] = "\(envelope.eventID)"
+            logger[metadataKey: "event.type"] = "\(envelope.eventType)"
+            logger[metadataKey: "correlation.id"] = "\(envelope.correlationID)"
+            logger[metadataKey: "causation.id"] = "\(envelope.causationID)"
+        }
+        return logger
+    }
+
+    /// ``logger`` with `sluice.handler`.
+    func logger(handler: String) -> Logger {
+        var logger = self.logger
+        logger[metadataKey: "sluice.handler"] = "\(handler)"
+        return logger
+    }
 }

@@ -141,6 +141,7 @@ public final class PartitionDispatcher: Sendable {
     /// - Returns: The partitions' watermarks after the lanes stopped, to commit before letting go.
     public func revoke(_ partitions: [TopicPartition], deadline: ContinuousClock.Instant) async -> [TopicPartition: Offset] {
         let stopping = lanes.withLock { lanes in partitions.compactMap { lanes.removeValue(forKey: $0) } }
+        for lane in stopping { lane.stopTaking() }
         await withTaskGroup(of: Void.self) { group in
             for lane in stopping { group.addTask { await lane.stop(drainFirst: false, deadline: deadline) } }
         }

@@ -151,6 +151,20 @@ final class PartitionLane: Sendable {
         if drained { onDrained(partition) }
     }
 
+    /// Takes no record any more: the queued ones are dropped (they have no outcome and are
+    /// delivered again from the commit); the one in flight goes on. Synchronous, so a revocation
+    /// drops what is queued at the moment it is decided, not when its task gets to run.
+    func stopTaking() {
+        let waiter = state.withLock { state in
+            state.stopping = true
+            state.queue.removeAll()
+            state.head = 0
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
     /// Stops the lane: queued records are dropped (they have no outcome and are delivered again
     /// from the commit), the record in flight is finished, and the lane's task ends.
     ///
@@ -164,14 +178,7 @@ final class PartitionLane: Sendable {
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }
-        let waiter = state.withLock { state in
-            state.stopping = true
-            state.queue.removeAll()
-            state.head = 0
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(returning: nil)
+        stopTaking()
         guard let loop = task.withLock({ $0 }) else { return }
         let watchdog = Task {
             try? await Task.sleep(until: deadline, clock: .continuous)
