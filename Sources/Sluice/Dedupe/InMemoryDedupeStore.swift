@@ -41,8 +41,19 @@ public final class InMemoryDedupeStore: DedupeStore {
             var newlyProcessed: Set<ProcessedKey> = []
         }
 
+        /// How to take back one write, newest last: a savepoint rolls back by undoing the writes
+        /// made since it began. (Copying the writes at every savepoint made a transaction of n
+        /// records cost n² copies; a store-wide group holds a thousand.)
+        private enum Undo {
+            case processed(ProcessedKey, previous: ProcessedEvent?, inserted: Bool)
+            case offset(OffsetKey, previous: Offset?)
+            case value(String, previous: JSONValue??)
+        }
+
         private let store: InMemoryDedupeStore
         fileprivate var writes = Writes()
+        private var undo: [Undo] = []
+        private var savepointDepth = 0
 
         fileprivate init(store: InMemoryDedupeStore) {
             self.store = store
@@ -57,6 +68,7 @@ public final class InMemoryDedupeStore: DedupeStore {
         @discardableResult
         public func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int {
             let key = ProcessedKey(group: group, handler: handler, eventID: eventID)
+            if savepointDepth > 0 { undo.append(.processed(key, previous: writes.processed[key], inserted: !writes.newlyProcessed.contains(key))) }
             if var existing = try await processedEvent(group: group, handler: handler, eventID: eventID) {
                 existing.processCount += 1
                 existing.processedAt = time
@@ -76,16 +88,35 @@ public final class InMemoryDedupeStore: DedupeStore {
             // rebalance and commits late must not rewind the new owner's position.
             let key = OffsetKey(group: group, partition: partition)
             let committed = store.tables.withLock { $0.offsets[key] }
+            if savepointDepth > 0 { undo.append(.offset(key, previous: writes.offsets[key])) }
             writes.offsets[key] = max(offset, writes.offsets[key] ?? committed ?? offset)
         }
 
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
-            let saved = writes
+            let mark = undo.count
+            savepointDepth += 1
+            defer { savepointDepth -= 1 }
             do {
-                return try await body()
+                let result = try await body()
+                if savepointDepth == 1 { undo.removeAll(keepingCapacity: true) }
+                return result
             } catch {
-                writes = saved
+                rollBack(to: mark)
                 throw error
+            }
+        }
+
+        private func rollBack(to mark: Int) {
+            while undo.count > mark {
+                switch undo.removeLast() {
+                case .processed(let key, let previous, let inserted):
+                    writes.processed[key] = previous
+                    if inserted { writes.newlyProcessed.remove(key) }
+                case .offset(let key, let previous):
+                    writes.offsets[key] = previous
+                case .value(let key, let previous):
+                    writes.values[key] = previous
+                }
             }
         }
 
@@ -96,7 +127,10 @@ public final class InMemoryDedupeStore: DedupeStore {
         }
 
         /// Writes a handler's own value (`nil` deletes it); visible to others only after commit.
-        public func setValue(_ value: JSONValue?, forKey key: String) { writes.values[key] = .some(value) }
+        public func setValue(_ value: JSONValue?, forKey key: String) {
+            if savepointDepth > 0 { undo.append(.value(key, previous: writes.values[key])) }
+            writes.values[key] = .some(value)
+        }
     }
 
     /// Makes the next transactions fail at commit with these errors, in order (fault injection).

@@ -219,7 +219,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             /// Rejected by the decoder: to the dead-letter topic.
             case reject(DeadLetterReason)
             /// To these handlers, in order.
-            case route(Envelope, [EventRouter<Store.Transaction>.Route])
+            case route(Envelope, [EventRouter<Store.Transaction>.Route.Bound])
         }
 
         var step: Step
@@ -260,7 +260,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             metrics.handled(record)
             return Prepared(step: .finished(.handled), log: log)
         }
-        return Prepared(step: .route(envelope, routes), log: log)
+        return Prepared(step: .route(envelope, routes.map { $0.bind(envelope, upcasters) }), log: log)
     }
 
     // MARK: - Group commit
@@ -360,7 +360,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         let context = HandlerContext(
                             envelope: envelope, record: record, log: prepared[index].log, isReplay: isReplay,
                             attempt: 1, handlerName: route.name, transaction: transaction)
-                        try await route.invoke(envelope, self.upcasters, context)
+                        try await route.call(context)
                         let count = try await transaction.markProcessed(
                             group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
                         if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
@@ -407,7 +407,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
 
     /// Runs `routes[first...]` for one record, each handler in its own transaction with retries.
     private func handle(
-        _ record: Record, envelope: Envelope, routes: [EventRouter<Store.Transaction>.Route], from first: Int,
+        _ record: Record, envelope: Envelope, routes: [EventRouter<Store.Transaction>.Route.Bound], from first: Int,
         log: RecordLog, pending: PendingFailure? = nil, handledBefore: Bool = false
     ) async -> RecordOutcome {
         let payloadHash = PayloadHash.of(record.value ?? [])
@@ -446,7 +446,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     }
 
     private func mismatch(
-        _ envelope: Envelope, route: EventRouter<Store.Transaction>.Route, stored: String, attempts: Int
+        _ envelope: Envelope, route: EventRouter<Store.Transaction>.Route.Bound, stored: String, attempts: Int
     ) -> DeadLetterReason {
         let payloadHash = "\(stored.prefix(12))…"
         return DeadLetterReason(
@@ -462,7 +462,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     ///   retry policy starts from it, so the handler is not called again before its backoff,
     ///   and a non-retriable error is not retried at all.
     private func run(
-        _ route: EventRouter<Store.Transaction>.Route, envelope: Envelope, record: Record, payloadHash: String,
+        _ route: EventRouter<Store.Transaction>.Route.Bound, envelope: Envelope, record: Record, payloadHash: String,
         storesOffset: Bool, log: RecordLog, pending: PendingFailure? = nil
     ) async -> HandlerResult {
         let group = configuration.group
@@ -516,7 +516,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     let handlerContext = HandlerContext(
                         envelope: envelope, record: record, log: context.log, isReplay: isReplay,
                         attempt: context.attempt, handlerName: route.name, transaction: transaction)
-                    try await route.invoke(envelope, self.upcasters, handlerContext)
+                    try await route.call(handlerContext)
                     let count = try await transaction.markProcessed(
                         group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
                     if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }

@@ -20,7 +20,25 @@ public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
         public let eventType: String
         /// The newest schema version the handler accepts; older events are upcast to it.
         public let version: Int?
-        let invoke: @Sendable (Envelope, UpcasterChain, HandlerContext<Transaction>) async throws -> Void
+        /// Upcasts and decodes an envelope's payload for this handler, returning the handler bound
+        /// to it. Done when the record is prepared, outside the store transaction: decoding is a
+        /// function of the envelope alone, and a transaction shared by many lanes should hold the
+        /// writer only for the handlers' own work.
+        let binder: @Sendable (Envelope, UpcasterChain) -> @Sendable (HandlerContext<Transaction>) async throws -> Void
+
+        func bind(_ envelope: Envelope, _ upcasters: UpcasterChain) -> Bound {
+            Bound(route: self, call: binder(envelope, upcasters))
+        }
+
+        /// A handler with its record's payload decoded (or the decoding error, thrown when it is
+        /// called, where the handler would have thrown it).
+        struct Bound: Sendable {
+            let route: Route
+            let call: @Sendable (HandlerContext<Transaction>) async throws -> Void
+
+            /// The handler's name.
+            var name: String { route.name }
+        }
     }
 
     private var routesByType: [String: [Route]] = [:]
@@ -46,9 +64,9 @@ public struct EventRouter<Transaction: DedupeTransaction>: Sendable {
         handler name: String,
         _ body: @escaping @Sendable (Event<Payload>, HandlerContext<Transaction>) async throws -> Void
     ) {
-        let route = Route(name: name, eventType: eventType, version: version) { envelope, upcasters, context in
-            let event = try upcasters.event(envelope, as: Payload.self, version: version)
-            try await body(event, context)
+        let route = Route(name: name, eventType: eventType, version: version) { envelope, upcasters in
+            let event = Result { try upcasters.event(envelope, as: Payload.self, version: version) }
+            return { context in try await body(try event.get(), context) }
         }
         routesByType[eventType, default: []].append(route)
     }
