@@ -178,14 +178,14 @@ public final class SQLiteDedupeStore: DedupeStore {
         public func execute(_ sql: String, _ arguments: [SQLValue]) async throws -> Int {
             try await withDatabase { database in
                 // Cached: a handler runs the same statements for every record.
-                try database.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments.map(\.databaseValue)))
+                try database.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments.map { $0.databaseValue }))
                 return database.changesCount
             }
         }
 
         public func query(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
             try await withDatabase { database in
-                try Row.fetchAll(database.cachedStatement(sql: sql), arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
+                try Row.fetchAll(database.cachedStatement(sql: sql), arguments: StatementArguments(arguments.map { $0.databaseValue })).map { row in
                     SQLRow(columns: Array(row.columnNames), values: row.databaseValues.map(SQLValue.init))
                 }
             }
@@ -353,7 +353,7 @@ public final class SQLiteDedupeStore: DedupeStore {
         return try await Self.blocking(readerQueue) {
             do {
                 return try pool.read { database in
-                    try Row.fetchAll(database, sql: sql, arguments: StatementArguments(arguments.map(\.databaseValue))).map { row in
+                    try Row.fetchAll(database, sql: sql, arguments: StatementArguments(arguments.map { $0.databaseValue })).map { row in
                         SQLRow(columns: Array(row.columnNames), values: row.databaseValues.map(SQLValue.init))
                     }
                 }
