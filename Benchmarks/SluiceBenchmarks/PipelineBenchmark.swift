@@ -25,6 +25,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Records per store transaction in the bare SQLite loop (the pipeline's default bound on a transaction).") var groupSize = 1_000
     @Option(help: "Records produced at the fixed rate for the latency measurement (0 skips it).") var latencyRecords = 50_000
     @Option(help: "Produce rate for the latency measurement, records/s.") var latencyRate = 10_000
+    @Option(help: "Records a lane holds before its partition is paused (the consumer's default: 1,000).") var laneCapacity = 1_000
     @Option(help: "Run one layer only, for profiling: raw, consumer, memory-noop, memory-write, sqlite-orders, bare-sqlite, latency.")
     var only: String?
 
@@ -156,7 +157,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
     ) async throws -> Double {
         var consumer = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-\(name)")
         consumer.properties["auto.offset.reset"] = "earliest"
-        let configuration = EventConsumer<Store>.Configuration(consumer: consumer, topics: [topic])
+        var configuration = EventConsumer<Store>.Configuration(consumer: consumer, topics: [topic])
+        configuration.dispatcher.laneCapacity = laneCapacity
+        configuration.dispatcher.resumeBelow = laneCapacity / 4
         let counter = HandledMetrics()
         let sink = try KafkaDeadLetterSink(producer: KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger))
         let service = try EventConsumer(

@@ -172,22 +172,38 @@ struct StoreGroupCommitTests {
 
     // MARK: Through the pipeline
 
-    @Test("Groups of eight lanes that are ready together share transactions: fewer commits than groups, every effect once, every offset stored")
-    func lanesShareTransactions() async throws {
-        let store = SharedStore()
-        let calls = Calls()
-        let pipeline = try Self.pipeline(store: store, calls: calls)
-        store.hold(1)
-        let lanes = Task {
+    /// `partitions` lanes calling the pipeline at once, `records` records each, as the
+    /// dispatcher's lanes do; their outcomes.
+    static func lanes(_ pipeline: EventPipeline<SharedStore>, partitions: Int32, records: Int) -> Task<[[RecordOutcome]], Never> {
+        Task {
             await withTaskGroup(of: [RecordOutcome].self) { group in
-                for partition in Int32(0)..<8 {
-                    group.addTask { await pipeline.process(Self.records(partition: partition, count: 50)) }
+                for partition in Int32(0)..<partitions {
+                    group.addTask { await pipeline.process(Self.records(partition: partition, count: records)) }
                 }
                 var all: [[RecordOutcome]] = []
                 for await outcomes in group { all.append(outcomes) }
                 return all
             }
         }
+    }
+
+    /// A dispatcher over `pipeline` with four assigned partitions, as `EventConsumer` builds it.
+    static func dispatcher(_ pipeline: EventPipeline<SharedStore>, watermarks: OffsetWatermarks) -> (PartitionDispatcher, [TopicPartition]) {
+        let dispatcher = PartitionDispatcher(
+            watermarks: watermarks, flowControl: NoFlowControl(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
+            batchProcessor: { records, report in await pipeline.process(records, reporting: report) })
+        let partitions = (0..<4).map { TopicPartition(topic: "t", partition: Int32($0)) }
+        dispatcher.assign(partitions)
+        return (dispatcher, partitions)
+    }
+
+    @Test("Groups of eight lanes that are ready together share transactions: fewer commits than groups, every effect once, every offset stored")
+    func lanesShareTransactions() async throws {
+        let store = SharedStore()
+        let calls = Calls()
+        let pipeline = try Self.pipeline(store: store, calls: calls)
+        store.hold(1)
+        let lanes = Self.lanes(pipeline, partitions: 8, records: 50)
         // While the first transaction is held, the other lanes' groups queue up behind it.
         try await Self.waitUntil { store.isHeld(1) }
         try await Task.sleep(for: .milliseconds(200))
@@ -209,16 +225,7 @@ struct StoreGroupCommitTests {
         // The first two transactions fail at commit, whatever groups they carry.
         store.failCommit(1)
         store.failCommit(2)
-        let lanes = Task {
-            await withTaskGroup(of: [RecordOutcome].self) { group in
-                for partition in Int32(0)..<6 {
-                    group.addTask { await pipeline.process(Self.records(partition: partition, count: 20)) }
-                }
-                var all: [[RecordOutcome]] = []
-                for await outcomes in group { all.append(outcomes) }
-                return all
-            }
-        }
+        let lanes = Self.lanes(pipeline, partitions: 6, records: 20)
         let outcomes = await lanes.value
         let failed = [store.partitions(ofTransaction: 1), store.partitions(ofTransaction: 2)]
         #expect(failed.contains { $0.count >= 2 }, "a failed transaction spanned several partitions: \(store.partitionsPerTransaction)")
@@ -242,11 +249,7 @@ struct StoreGroupCommitTests {
         let calls = Calls()
         let pipeline = try Self.pipeline(store: store, calls: calls)
         let watermarks = OffsetWatermarks()
-        let dispatcher = PartitionDispatcher(
-            watermarks: watermarks, flowControl: NoFlowControl(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
-            batchProcessor: { records, report in await pipeline.process(records, reporting: report) })
-        let partitions = (0..<4).map { TopicPartition(topic: "t", partition: Int32($0)) }
-        dispatcher.assign(partitions)
+        let (dispatcher, partitions) = Self.dispatcher(pipeline, watermarks: watermarks)
         store.hold(1)
         // Partition 1 has more records than one group takes: some are still queued when it goes.
         dispatcher.dispatch(Self.records(partition: 1, count: 250))
@@ -280,11 +283,7 @@ struct StoreGroupCommitTests {
         let calls = Calls()
         let pipeline = try Self.pipeline(store: store, calls: calls)
         let watermarks = OffsetWatermarks()
-        let dispatcher = PartitionDispatcher(
-            watermarks: watermarks, flowControl: NoFlowControl(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
-            batchProcessor: { records, report in await pipeline.process(records, reporting: report) })
-        let partitions = (0..<4).map { TopicPartition(topic: "t", partition: Int32($0)) }
-        dispatcher.assign(partitions)
+        let (dispatcher, partitions) = Self.dispatcher(pipeline, watermarks: watermarks)
         store.hold(1)
         for partition in Int32(0)..<4 { dispatcher.dispatch(Self.records(partition: partition, count: 40)) }
         try await Self.waitUntil { store.isHeld(1) }
