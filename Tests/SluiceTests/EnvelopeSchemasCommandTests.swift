@@ -94,6 +94,22 @@ struct EnvelopeSchemasCommandTests {
         #expect(outcome.standardOutput.contains("warnings do not fail"))
     }
 
+    @Test("check reports a required field made optional as a WARNING, names the field, and exits 0")
+    func checkRequiredMadeOptional() throws {
+        let directory = try Fixtures.makeTemporaryDirectory()
+        defer { Fixtures.removeDirectory(directory) }
+        try Fixtures.write(Self.v1, to: "orders.order_shipped/v1.schema.json", in: directory)
+        try Fixtures.write(
+            #"{"type":"object","properties":{"id":{"type":"string"},"kind":{"enum":["a","b"]}}}"#,
+            to: "orders.order_shipped/v2.schema.json", in: directory)
+        let outcome = try run(["schemas", "check", "--dir", directory])
+        #expect(outcome.status == 0, "a warning does not fail the gate")
+        #expect(outcome.standardOutput.contains("/properties/id"))
+        #expect(outcome.standardOutput.contains("field_made_optional"))
+        #expect(outcome.standardOutput.contains("WARNING"))
+        #expect(!outcome.standardOutput.contains("PASS  field_made_optional"))
+    }
+
     @Test("check exits 2 with the reason when a schema file is refused")
     func checkRefusedDirectory() throws {
         let directory = try Fixtures.makeTemporaryDirectory()

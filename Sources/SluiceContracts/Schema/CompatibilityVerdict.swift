@@ -4,7 +4,8 @@ public enum CompatibilityVerdict: String, Sendable, Hashable, Comparable, Custom
     /// read has gone.
     case pass = "PASS"
     /// Compatible for validation, but risky: consumers may meet a value they do not handle
-    /// (an enum value added). Reported; does not fail the gate.
+    /// (an enum value added) or miss one they relied on (a required field made optional).
+    /// Reported; does not fail the gate.
     case warning = "WARNING"
     /// Old events or old consumers break: fails `sluice schemas check`.
     case breaking = "BREAKING"

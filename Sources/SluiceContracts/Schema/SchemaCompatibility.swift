@@ -24,7 +24,7 @@ import Foundation
 /// | `uniqueItems: true` added / removed | `unique_items_added` / `unique_items_removed` | BREAKING / PASS |
 /// | `multipleOf` added or changed / removed | `multiple_of_changed` / `multiple_of_removed` | BREAKING / PASS |
 /// | an optional field added | `optional_field_added` | PASS |
-/// | a field no longer required | `field_made_optional` | PASS |
+/// | a field no longer required | `field_made_optional` | WARNING |
 /// | a subschema replaced by `false` | `schema_forbidden` | BREAKING |
 /// | any change to a keyword the checker does not reason about (`allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`, `patternProperties`, `prefixItems`, `contains`, `dependentRequired`, `propertyNames`, …) | `keyword_changed` | BREAKING |
 ///
@@ -215,8 +215,8 @@ private struct Comparer {
         }
         for name in oldRequired.subtracting(newRequired).sorted() where newProperties[name] != nil {
             record(
-                path + "/properties/" + EnvelopePath.escape(name), "field_made_optional", .pass,
-                "\"\(name)\" is no longer required")
+                path + "/properties/" + EnvelopePath.escape(name), "field_made_optional", .warning,
+                "\"\(name)\" is no longer required: producers may now leave it out, and consumers that rely on it break")
         }
     }
 
