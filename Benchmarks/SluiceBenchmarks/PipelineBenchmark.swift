@@ -213,8 +213,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 try database.execute(sql: "BEGIN IMMEDIATE")
                 var offsets: [Int: Int] = [:]
                 for (position, row) in rows[index..<end].enumerated() {
-                    let savepoint = "sluice_\(position + 1)"
-                    try database.execute(sql: "SAVEPOINT \(savepoint)")
+                    try database.cachedStatement(sql: "SAVEPOINT sluice_1").execute()
                     _ = try GRDB.Row.fetchOne(database.cachedStatement(sql: """
                         SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
                         WHERE consumer_group = ? AND handler = ? AND event_id = ?
@@ -232,7 +231,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                             process_count = process_count + 1, processed_at = excluded.processed_at, payload_hash = excluded.payload_hash
                         RETURNING process_count
                         """), arguments: ["bench-bare", "record-order", row.eventID, row.hash, Date().timeIntervalSince1970])
-                    try database.execute(sql: "RELEASE SAVEPOINT \(savepoint)")
+                    try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute()
                     offsets[row.partition] = index + position + 1
                 }
                 for (partition, next) in offsets {

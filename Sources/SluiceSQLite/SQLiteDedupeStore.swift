@@ -147,7 +147,7 @@ public final class SQLiteDedupeStore: DedupeStore {
     ///   concurrently with each other (a handler awaits each one).
     public final class Transaction: SQLTransaction {
         fileprivate let session: SQLiteWriterSession
-        private var savepoints = 0
+        private var savepointDepth = 0
 
         fileprivate init(session: SQLiteWriterSession) {
             self.session = session
@@ -228,19 +228,34 @@ public final class SQLiteDedupeStore: DedupeStore {
         }
 
         public func withSavepoint<T>(_ body: () async throws -> T) async throws -> T {
-            savepoints += 1
-            let name = "sluice_\(savepoints)"
-            try await execute("SAVEPOINT \(name)")
+            // Named by nesting depth: a savepoint is released before its next sibling begins, so
+            // siblings can share a name, and the statements stay the same few cached ones. (A
+            // name per savepoint made a store-wide transaction of a thousand records compile and
+            // cache two thousand statements.)
+            savepointDepth += 1
+            defer { savepointDepth -= 1 }
+            let statements = Self.savepointStatements(depth: savepointDepth)
+            try await execute(statements.begin)
             let result: T
             do {
                 result = try await body()
             } catch {
-                _ = try? await execute("ROLLBACK TO SAVEPOINT \(name)")
-                _ = try? await execute("RELEASE SAVEPOINT \(name)")
+                _ = try? await execute(statements.rollback)
+                _ = try? await execute(statements.release)
                 throw error
             }
-            try await execute("RELEASE SAVEPOINT \(name)")
+            try await execute(statements.release)
             return result
+        }
+
+        private static let commonSavepoints = (1...4).map(savepointSQL)
+
+        private static func savepointStatements(depth: Int) -> (begin: String, rollback: String, release: String) {
+            depth <= commonSavepoints.count ? commonSavepoints[depth - 1] : savepointSQL(depth)
+        }
+
+        private static func savepointSQL(_ depth: Int) -> (begin: String, rollback: String, release: String) {
+            ("SAVEPOINT sluice_\(depth)", "ROLLBACK TO SAVEPOINT sluice_\(depth)", "RELEASE SAVEPOINT sluice_\(depth)")
         }
     }
 
