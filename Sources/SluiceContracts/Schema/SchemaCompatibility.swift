@@ -201,17 +201,17 @@ private struct Comparer {
             let propertyPath = path + "/properties/" + EnvelopePath.escape(member.key)
             if let oldProperty = oldProperties[member.key] {
                 compare(oldProperty, member.value, path: propertyPath)
-            } else if !newRequired.contains(member.key) {
+            } else if !newRequired.contains(CodePointKey(member.key)) {
                 record(propertyPath, "optional_field_added", .pass, "\"\(member.key)\" added, not required")
             }
         }
-        for name in newRequired.subtracting(oldRequired).sorted() {
+        for name in Self.sortedNames(newRequired.subtracting(oldRequired)) {
             let detail =
                 oldProperties[name] == nil
                 ? "\"\(name)\" added as a required field" : "\"\(name)\" became required"
             record(path + "/properties/" + EnvelopePath.escape(name), "required_field_added", .breaking, detail)
         }
-        for name in oldRequired.subtracting(newRequired).sorted() where newProperties[name] != nil {
+        for name in Self.sortedNames(oldRequired.subtracting(newRequired)) where newProperties[name] != nil {
             record(
                 path + "/properties/" + EnvelopePath.escape(name), "field_made_optional", .pass,
                 "\"\(name)\" is no longer required")
@@ -367,9 +367,17 @@ private struct Comparer {
         return [value]
     }
 
-    static func stringSet(_ value: JSONValue?) -> Set<String> {
+    /// The strings of an array such as `required`, as names: by code point, so two
+    /// canonically equivalent names stay two.
+    static func stringSet(_ value: JSONValue?) -> Set<CodePointKey> {
         guard case .array(let elements) = value else { return [] }
-        return Set(elements.compactMap { string($0) })
+        return Set(elements.compactMap { string($0).map(CodePointKey.init) })
+    }
+
+    /// Names in a stable order: by UTF-8 bytes (code point order), as `String <` would not
+    /// tell equivalent names apart.
+    static func sortedNames(_ names: Set<CodePointKey>) -> [String] {
+        names.map(\.text).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     static func number(_ value: JSONValue?) -> Double? {

@@ -15,7 +15,9 @@ struct SchemaCompiler {
     let document: JSONValue
     let source: String
     var nodes: [SchemaNode] = []
-    var nodeByPointer: [String: Int] = [:]
+    /// Keyed by code points: the pointers of two canonically equivalent property names are
+    /// two schemas, which `String` keys would merge into the first one.
+    var nodeByPointer: [CodePointKey: Int] = [:]
     var pendingRefs: [(node: Int, ref: String, path: String)] = []
 
     init(document: JSONValue, source: String) {
@@ -114,7 +116,7 @@ struct SchemaCompiler {
         guard fragment.isEmpty || fragment.hasPrefix("/") else {
             throw unsupported("$ref \"\(ref)\" names an anchor; only JSON-pointer refs are supported", at: path)
         }
-        if let known = nodeByPointer[fragment] { return known }
+        if let known = nodeByPointer[CodePointKey(fragment)] { return known }
         guard let target = document.resolve(pointer: fragment) else {
             throw invalid("$ref \"\(ref)\" resolves to nothing in the document", at: path)
         }
@@ -122,10 +124,10 @@ struct SchemaCompiler {
     }
 
     private mutating func compileNode(_ schema: JSONValue, pointer: String) throws(SluiceError) -> Int {
-        if let known = nodeByPointer[pointer] { return known }
+        if let known = nodeByPointer[CodePointKey(pointer)] { return known }
         let index = nodes.count
         nodes.append(SchemaNode(path: pointer))
-        nodeByPointer[pointer] = index
+        nodeByPointer[CodePointKey(pointer)] = index
         switch schema {
         case .bool(let value):
             nodes[index].alwaysValid = value
@@ -289,15 +291,39 @@ struct SchemaCompiler {
 }
 
 /// RFC 6901 JSON pointers.
+///
+/// Works on code points, not `Character`s: a `~` or `/` followed by a combining mark is one
+/// `Character` (`"~\u{301}"`), which character-level search would not find.
 enum JSONPointer {
     static func escape(_ token: String) -> String {
-        guard token.contains("~") || token.contains("/") else { return token }
-        return token.replacing("~", with: "~0").replacing("/", with: "~1")
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        var result = String.UnicodeScalarView()
+        for scalar in token.unicodeScalars {
+            switch scalar {
+            case "~": result.append(contentsOf: "~0".unicodeScalars)
+            case "/": result.append(contentsOf: "~1".unicodeScalars)
+            default: result.append(scalar)
+            }
+        }
+        return String(result)
     }
 
-    static func unescape(_ token: Substring) -> String {
-        guard token.contains("~") else { return String(token) }
-        return String(token).replacing("~1", with: "/").replacing("~0", with: "~")
+    static func unescape(_ token: Substring.UnicodeScalarView) -> String {
+        guard token.contains("~") else { return String(String.UnicodeScalarView(token)) }
+        var result = String.UnicodeScalarView()
+        var index = token.startIndex
+        while index < token.endIndex {
+            let scalar = token[index]
+            let next = token.index(after: index)
+            if scalar == "~", next < token.endIndex, token[next] == "0" || token[next] == "1" {
+                result.append(token[next] == "0" ? "~" : "/")
+                index = token.index(after: next)
+            } else {
+                result.append(scalar)
+                index = next
+            }
+        }
+        return String(result)
     }
 }
 
@@ -306,7 +332,8 @@ extension JSONValue {
     func resolve(pointer: String) -> JSONValue? {
         guard !pointer.isEmpty else { return self }
         var current = self
-        for token in pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+        // Split on the code point "/", not the Character: "/\u{301}" is one Character.
+        for token in pointer.unicodeScalars.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
             let name = JSONPointer.unescape(token)
             switch current {
             case .object(let object):
