@@ -248,7 +248,8 @@ struct SchemaCompiler {
         case "exclusiveMaximum": node.exclusiveMaximum = try number(value, keyword, path)
         case "multipleOf":
             let divisor = try number(value, keyword, path)
-            guard divisor.doubleValue > 0 else { throw invalid("multipleOf must be greater than 0", at: path) }
+            // Compared exactly: 1e-400 is positive although its Double is 0.
+            guard divisor > JSONNumber(Int64(0)) else { throw invalid("multipleOf must be greater than 0", at: path) }
             node.multipleOf = divisor
         case "minLength": node.minLength = try count(value, keyword, path)
         case "maxLength": node.maxLength = try count(value, keyword, path)
