@@ -148,6 +148,25 @@ struct SchemaCompiler {
         }
     }
 
+    /// Compiles a regular expression: text that is no ECMA-262 pattern makes the schema invalid;
+    /// a valid one the linear-time matcher does not implement is refused like an unsupported
+    /// keyword, naming the pattern and its path, because any fallback engine would answer
+    /// differently or only within a time limit.
+    private func compilePattern(_ text: String, keyword: String, at path: String) throws(SluiceError) -> SchemaPattern {
+        do throws(PatternMatcher.CompileError) {
+            return try SchemaPattern(text)
+        } catch {
+            switch error.kind {
+            case .syntax:
+                throw invalid("\(keyword) \"\(text)\" is not a valid ECMA-262 regular expression: \(error.message)", at: path)
+            case .unsupported:
+                throw unsupported(
+                    "\(keyword) \"\(text)\" is not supported by Sluice's linear-time pattern matcher: \(error.message)",
+                    at: path)
+            }
+        }
+    }
+
     private mutating func subschema(_ value: JSONValue, _ path: String) throws(SluiceError) -> Int {
         try compileNode(value, pointer: path)
     }
@@ -213,13 +232,9 @@ struct SchemaCompiler {
         case "patternProperties":
             guard case .object(let object) = value else { throw invalid("patternProperties must be an object", at: path) }
             for (pattern, schema) in object.members {
-                let compiled: SchemaPattern
-                do {
-                    compiled = try SchemaPattern(pattern)
-                } catch {
-                    throw invalid("patternProperties key \"\(pattern)\" is not a valid regular expression: \(error)", at: path)
-                }
-                node.patternProperties.append((compiled, try subschema(schema, path + "/" + JSONPointer.escape(pattern))))
+                let patternPath = path + "/" + JSONPointer.escape(pattern)
+                let compiled = try compilePattern(pattern, keyword: "patternProperties key", at: patternPath)
+                node.patternProperties.append((compiled, try subschema(schema, patternPath)))
             }
         case "additionalProperties": node.additionalProperties = try subschema(value, path)
         case "required": node.required = try strings(value, keyword, path)
@@ -255,11 +270,7 @@ struct SchemaCompiler {
         case "maxLength": node.maxLength = try count(value, keyword, path)
         case "pattern":
             guard case .string(let text) = value else { throw invalid("pattern must be a string", at: path) }
-            do {
-                node.pattern = try SchemaPattern(text)
-            } catch {
-                throw invalid("pattern \"\(text)\" is not a valid regular expression: \(error)", at: path)
-            }
+            node.pattern = try compilePattern(text, keyword: "pattern", at: path)
         case "allOf": node.allOf = try subschemas(value, path, keyword: keyword)
         case "anyOf": node.anyOf = try subschemas(value, path, keyword: keyword)
         case "oneOf": node.oneOf = try subschemas(value, path, keyword: keyword)
