@@ -193,6 +193,8 @@ struct PatternMatcher: Sendable {
     private let program: [Instruction]
     private let classes: [ScalarClass]
     private let anchoredAtStart: Bool
+    /// Whether `\b` or `\B` occurs: only then is each position's boundary worked out.
+    private let usesWordBoundary: Bool
 
     /// Compiles `pattern`.
     ///
@@ -215,6 +217,7 @@ struct PatternMatcher: Sendable {
         program = builder.program
         classes = builder.classes
         if case .assertStart = program[0] { anchoredAtStart = true } else { anchoredAtStart = false }
+        usesWordBoundary = program.contains { if case .assertWordBoundary = $0 { true } else { false } }
     }
 
     /// Whether the pattern matches anywhere in `text` (ECMA-262 `RegExp.prototype.test`).
@@ -286,12 +289,12 @@ struct PatternMatcher: Sendable {
 
             var iterator = text.unicodeScalars.makeIterator()
             var scalar = iterator.next()
-            if addThread(current, &currentCount, 0, atStart: true, atEnd: scalar == nil, boundary: isWord(scalar)) {
+            if addThread(current, &currentCount, 0, atStart: true, atEnd: scalar == nil, boundary: usesWordBoundary && isWord(scalar)) {
                 return true
             }
             while let value = scalar?.value {
                 let following = iterator.next()
-                let boundary = isWord(scalar) != isWord(following)
+                let boundary = usesWordBoundary && isWord(scalar) != isWord(following)
                 generation += 1
                 nextCount = 0
                 for entry in 0..<currentCount {
