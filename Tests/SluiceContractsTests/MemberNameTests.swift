@@ -155,4 +155,20 @@ struct MemberNameTests {
         #expect(data["x_q\u{323}\u{301}_aaaaaaaaaaaaaaaaaaaa"] == .number(JSONNumber(Int64(1))))
         #expect(data["x_q\u{301}\u{323}_aaaaaaaaaaaaaaaaaaaa"] == .number(JSONNumber(Int64(2))))
     }
+
+    @Test("Compatibility gate: required names and $ref targets compare by code point")
+    func compatibility() throws {
+        let old = #"{"properties":{"\u00e9":{},"e\u0301":{}},"required":["\u00e9"]}"#
+        let new = #"{"properties":{"\u00e9":{},"e\u0301":{}},"required":["e\u0301"]}"#
+        let changes = SchemaCompatibility.compare(try JSONParser.parse(old), try JSONParser.parse(new))
+        #expect(changes.contains { $0.rule == "required_field_added" && $0.path == "/properties/e\u{301}" }, "\(changes)")
+        #expect(changes.contains { $0.rule == "field_made_optional" && $0.path == "/properties/\u{E9}" }, "\(changes)")
+        // A $ref to an equivalent name while the first is being compared is no cycle. (The
+        // $defs comparison reports this change too, so this part guards the outcome, not the
+        // ref-cycle set alone.)
+        let refs = ##"{"$ref":"#/$defs/\u00e9","$defs":{"\u00e9":{"properties":{"p":{"$ref":"#/$defs/e\u0301"}}},"e\u0301":{"type":"TYPE"}}}"##
+        let typeChanges = SchemaCompatibility.compare(
+            try JSONParser.parse(refs.replacing("TYPE", with: "string")), try JSONParser.parse(refs.replacing("TYPE", with: "integer")))
+        #expect(typeChanges.contains { $0.rule == "type_changed" }, "\(typeChanges)")
+    }
 }

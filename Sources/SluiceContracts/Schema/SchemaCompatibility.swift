@@ -76,7 +76,8 @@ private struct Comparer {
     let toVersion: Int
     var changes: [SchemaChange] = []
     /// `$ref` pairs being compared, so recursive definitions end.
-    var refsInProgress: Set<String> = []
+    /// By code point: refs to two canonically equivalent names are two targets, not a cycle.
+    var refsInProgress: Set<CodePointKey> = []
 
     /// Keywords with their own rule below; every other keyword that is not an annotation is
     /// compared for equality only.
@@ -157,7 +158,7 @@ private struct Comparer {
                 "$ref \(oldRef ?? "none") → \(newRef ?? "none"); a target outside the document cannot be compared")
             return
         }
-        let key = "\(oldRef ?? path)|\(newRef ?? path)"
+        let key = CodePointKey("\(oldRef ?? path)|\(newRef ?? path)")
         guard !refsInProgress.contains(key) else { return }
         refsInProgress.insert(key)
         compare(oldTarget, newTarget, path: path)
