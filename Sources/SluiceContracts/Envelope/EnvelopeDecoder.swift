@@ -95,17 +95,29 @@ public struct EnvelopeDecoder: Sendable {
         // collected so that members are not copied (retained) twice; later duplicates win.
         var positions = FieldPositions()
         object.members.withUnsafeBufferPointer { members in
+            // Names match by code point, as JSON compares them (a `switch` on the String would
+            // use canonical equivalence). The length picks the candidates, so most unknown
+            // members cost one integer compare.
             for index in members.indices {
-                switch members[index].key {
-                case "event_id": positions.eventID = index
-                case "event_type": positions.eventType = index
-                case "schema_version": positions.schemaVersion = index
-                case "occurred_at": positions.occurredAt = index
-                case "producer": positions.producer = index
-                case "correlation_id": positions.correlationID = index
-                case "causation_id": positions.causationID = index
-                case "subject": positions.subject = index
-                case "data": positions.data = index
+                let key = members[index].key
+                switch key.utf8.count {
+                case 4: if key.hasSameCodePoints(as: "data") { positions.data = index }
+                case 7: if key.hasSameCodePoints(as: "subject") { positions.subject = index }
+                case 8:
+                    if key.hasSameCodePoints(as: "event_id") {
+                        positions.eventID = index
+                    } else if key.hasSameCodePoints(as: "producer") {
+                        positions.producer = index
+                    }
+                case 10: if key.hasSameCodePoints(as: "event_type") { positions.eventType = index }
+                case 11: if key.hasSameCodePoints(as: "occurred_at") { positions.occurredAt = index }
+                case 12: if key.hasSameCodePoints(as: "causation_id") { positions.causationID = index }
+                case 14:
+                    if key.hasSameCodePoints(as: "schema_version") {
+                        positions.schemaVersion = index
+                    } else if key.hasSameCodePoints(as: "correlation_id") {
+                        positions.correlationID = index
+                    }
                 default: continue
                 }
             }

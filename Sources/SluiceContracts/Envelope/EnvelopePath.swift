@@ -4,7 +4,7 @@ import Foundation
 enum EnvelopePath {
     /// Escapes one reference token: `~` becomes `~0`, `/` becomes `~1`.
     static func escape(_ token: String) -> String {
-        guard token.contains(where: { $0 == "~" || $0 == "/" }) else { return token }
-        return token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        // The validator's escaping, which finds "~" and "/" even before a combining mark.
+        JSONPointer.escape(token)
     }
 }

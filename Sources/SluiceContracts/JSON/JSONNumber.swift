@@ -1,15 +1,23 @@
-/// A JSON number, kept exact enough for JSON Schema (`multipleOf`, integer checks, big integers).
+/// A JSON number, kept exact for JSON Schema (`const`, `enum`, bounds, `multipleOf`, `integer`).
 ///
 /// Besides the `Double`, a number keeps its decimal value as `significand × 10^exponent` with
 /// the significand's trailing zeros removed, so `0.1`, `1.10` and `12999` are held exactly.
-/// Comparison, equality and `multipleOf` use the decimal form, and fall back to `Double` only
-/// for literals with more than about 19 significant digits.
+/// A significand too wide for 64 bits (more than about 19 significant digits, such as 2^70 + 1)
+/// is kept as its decimal digits instead, so no literal loses digits. Comparison, equality and
+/// `multipleOf` use the decimal form; they fall back to `Double` only for numbers built from a
+/// non-finite `Double` and for exponents beyond ±10^9, whose `Double` is already 0 or infinite.
 public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The number as a `Double` (may round for very large or very precise literals).
     public let doubleValue: Double
-    /// The decimal significand, without trailing zeros (zero for zero).
+    /// The decimal significand, without trailing zeros (zero for zero). For a wide number, its
+    /// leading digits only: read ``wideDigits`` instead.
     let significand: UInt64
-    /// The decimal exponent applied to ``significand``.
+    /// Every significant digit (0–9, most significant first, no leading or trailing zeros) when
+    /// the significand does not fit in 64 bits; `nil` otherwise, which is almost always. Only
+    /// numbers that do not fit use it, so each value has one representation and a wide number
+    /// never equals a narrow one.
+    let wideDigits: WideDigits?
+    /// The decimal exponent applied to ``significand`` (or to ``wideDigits``).
     let exponent: Int32
     let flags: UInt8
 
@@ -19,9 +27,10 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
     /// Set when a dropped digit was a non-zero fraction digit (so the number is no integer).
     static let droppedFractionFlag: UInt8 = 4
 
-    init(doubleValue: Double, significand: UInt64, exponent: Int32, flags: UInt8) {
+    init(doubleValue: Double, significand: UInt64, exponent: Int32, flags: UInt8, wideDigits: WideDigits? = nil) {
         self.doubleValue = doubleValue
         self.significand = significand
+        self.wideDigits = wideDigits
         self.exponent = exponent
         self.flags = flags
     }
@@ -62,7 +71,8 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     /// The exact value when the number is an integer that fits in `Int64` (`1.0` counts as one).
     public var int64Value: Int64? {
-        guard isExact, exponent >= 0 else { return nil }
+        // A wide significand is over 2^64 already.
+        guard isExact, wideDigits == nil, exponent >= 0 else { return nil }
         var magnitude = significand
         var remaining = exponent
         while remaining > 0 {
@@ -93,6 +103,11 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     public static func == (lhs: JSONNumber, rhs: JSONNumber) -> Bool {
         if lhs.isExact, rhs.isExact {
+            if lhs.wideDigits != nil || rhs.wideDigits != nil {
+                // One representation per value: a wide number equals only a wide one.
+                guard let left = lhs.wideDigits, let right = rhs.wideDigits else { return false }
+                return lhs.exponent == rhs.exponent && lhs.isNegative == rhs.isNegative && left.digits == right.digits
+            }
             if lhs.significand == 0 || rhs.significand == 0 { return lhs.significand == rhs.significand }
             return lhs.significand == rhs.significand && lhs.exponent == rhs.exponent
                 && lhs.isNegative == rhs.isNegative
@@ -101,7 +116,8 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     public func hash(into hasher: inout Hasher) {
-        // Equal numbers always have equal doubles (rounding is deterministic), so hash those.
+        // Equal numbers always have equal doubles (rounding is deterministic, and a wide
+        // number's double is its literal's correctly rounded value), so hash those.
         hasher.combine(doubleValue == 0 ? 0 : doubleValue)
     }
 
@@ -126,6 +142,7 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
     private static func compareMagnitude(_ lhs: JSONNumber, _ rhs: JSONNumber) -> Int {
         if lhs.significand == 0 { return rhs.significand == 0 ? 0 : -1 }
         if rhs.significand == 0 { return 1 }
+        if lhs.wideDigits != nil || rhs.wideDigits != nil { return compareDigits(lhs, rhs) }
         let lhsDigits = digitCount(lhs.significand)
         let rhsDigits = digitCount(rhs.significand)
         let lhsOrder = lhsDigits + Int(lhs.exponent)
@@ -159,6 +176,9 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
         if significand == 0 { return true }
         let shift = Int(exponent) - Int(divisor.exponent)
         if shift < 0 { return false }
+        if wideDigits != nil || divisor.wideDigits != nil {
+            return WideArithmetic.digits(decimalDigits, timesTenToThe: shift, areMultipleOf: divisor.decimalDigits)
+        }
         var rest = divisor.significand
         var twos = 0
         var fives = 0
@@ -171,6 +191,32 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
         while value % 2 == 0 { value /= 2; valueTwos += 1 }
         while value % 5 == 0 { value /= 5; valueFives += 1 }
         return valueTwos + shift >= twos && valueFives + shift >= fives
+    }
+
+    /// Magnitude comparison on decimal digits, for when either side is wide.
+    private static func compareDigits(_ lhs: JSONNumber, _ rhs: JSONNumber) -> Int {
+        let left = lhs.decimalDigits
+        let right = rhs.decimalDigits
+        let leftOrder = left.count + Int(lhs.exponent)
+        let rightOrder = right.count + Int(rhs.exponent)
+        if leftOrder != rightOrder { return leftOrder < rightOrder ? -1 : 1 }
+        // Same order of magnitude: the first differing digit decides; without one, the longer
+        // digit string is larger (its extra digits end in a non-zero one).
+        for (a, b) in zip(left, right) where a != b { return a < b ? -1 : 1 }
+        return left.count == right.count ? 0 : (left.count < right.count ? -1 : 1)
+    }
+
+    /// The significant digits, most significant first (`[]` for zero).
+    var decimalDigits: [UInt8] {
+        if let wideDigits { return wideDigits.digits }
+        var digits: [UInt8] = []
+        var rest = significand
+        while rest > 0 {
+            digits.append(UInt8(rest % 10))
+            rest /= 10
+        }
+        digits.reverse()
+        return digits
     }
 
     static func digitCount(_ value: UInt64) -> Int {
@@ -214,13 +260,7 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
             return
         }
         if isNegative { bytes.append(UInt8(ascii: "-")) }
-        var digits: [UInt8] = []
-        var rest = significand
-        while rest > 0 {
-            digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        }
-        digits.reverse()
+        let digits = decimalDigits.map { UInt8(ascii: "0") + $0 }
         let exponent = Int(self.exponent)
         let pointPosition = digits.count + exponent  // digits before the decimal point
         if exponent >= 0 && pointPosition <= 21 {
@@ -242,6 +282,117 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
             }
             bytes.append(UInt8(ascii: "e"))
             bytes.append(contentsOf: String(pointPosition - 1).utf8)
+        }
+    }
+}
+
+/// The digits of a number whose significand does not fit in 64 bits (see
+/// ``JSONNumber/wideDigits``). A class so that ``JSONNumber`` stays small for the usual
+/// numbers: one optional reference, never allocated for them.
+final class WideDigits: Sendable {
+    /// 0–9, most significant first, no leading or trailing zeros.
+    let digits: [UInt8]
+
+    init(_ digits: [UInt8]) {
+        self.digits = digits
+    }
+}
+
+/// Exact `multipleOf` for numbers with wide significands: unsigned integers as 32-bit limbs.
+enum WideArithmetic {
+    /// Whether `a · 10^shift` is a multiple of `b` (`a`, `b` decimal digits, `b` non-zero).
+    ///
+    /// Write `b = 2^t · 5^f · r` with `r` prime to 10. Then `a · 10^shift` is a multiple of `b`
+    /// exactly when `a` is a multiple of `m = r · 2^max(0, t − shift) · 5^max(0, f − shift)`.
+    /// `m` is at most `b` (the schema's side), and `a` (the instance's side, possibly huge) is
+    /// only ever reduced modulo `m` one digit at a time, so the cost is linear in `a`'s digits.
+    static func digits(_ a: [UInt8], timesTenToThe shift: Int, areMultipleOf b: [UInt8]) -> Bool {
+        var rest = Limbs(decimalDigits: b)
+        var twos = 0
+        var fives = 0
+        while rest.remainder(dividingBy: 2) == 0 {
+            _ = rest.divide(by: 2)
+            twos += 1
+        }
+        while rest.remainder(dividingBy: 5) == 0 {
+            _ = rest.divide(by: 5)
+            fives += 1
+        }
+        var modulus = rest
+        for _ in 0..<max(0, twos - shift) { modulus.multiply(by: 2, adding: 0) }
+        for _ in 0..<max(0, fives - shift) { modulus.multiply(by: 5, adding: 0) }
+        if modulus.isOne { return true }
+        var remainder = Limbs()
+        for digit in a {
+            remainder.multiply(by: 10, adding: UInt32(digit))
+            // remainder < 10 · modulus here, so at most nine subtractions bring it below.
+            while !remainder.isLess(than: modulus) { remainder.subtract(modulus) }
+        }
+        return remainder.isZero
+    }
+
+    /// An unsigned integer, little-endian 32-bit limbs, no high zero limbs (zero is `[]`).
+    struct Limbs {
+        var limbs: [UInt32] = []
+
+        init() {}
+
+        init(decimalDigits: [UInt8]) {
+            for digit in decimalDigits { multiply(by: 10, adding: UInt32(digit)) }
+        }
+
+        var isZero: Bool { limbs.isEmpty }
+        var isOne: Bool { limbs.count == 1 && limbs[0] == 1 }
+
+        mutating func multiply(by factor: UInt32, adding addend: UInt32) {
+            var carry = UInt64(addend)
+            for index in limbs.indices {
+                let product = UInt64(limbs[index]) * UInt64(factor) + carry
+                limbs[index] = UInt32(truncatingIfNeeded: product)
+                carry = product >> 32
+            }
+            if carry != 0 { limbs.append(UInt32(carry)) }
+        }
+
+        /// Divides in place and returns the remainder.
+        mutating func divide(by divisor: UInt32) -> UInt32 {
+            var remainder: UInt64 = 0
+            for index in limbs.indices.reversed() {
+                let current = remainder << 32 | UInt64(limbs[index])
+                limbs[index] = UInt32(current / UInt64(divisor))
+                remainder = current % UInt64(divisor)
+            }
+            while limbs.last == 0 { limbs.removeLast() }
+            return UInt32(remainder)
+        }
+
+        func remainder(dividingBy divisor: UInt32) -> UInt32 {
+            var remainder: UInt64 = 0
+            for limb in limbs.reversed() { remainder = (remainder << 32 | UInt64(limb)) % UInt64(divisor) }
+            return UInt32(remainder)
+        }
+
+        func isLess(than other: Limbs) -> Bool {
+            if limbs.count != other.limbs.count { return limbs.count < other.limbs.count }
+            for index in limbs.indices.reversed() where limbs[index] != other.limbs[index] {
+                return limbs[index] < other.limbs[index]
+            }
+            return false
+        }
+
+        /// `self -= other`, for `other ≤ self`.
+        mutating func subtract(_ other: Limbs) {
+            var borrow: Int64 = 0
+            for index in limbs.indices {
+                var difference = Int64(limbs[index]) - borrow - Int64(index < other.limbs.count ? other.limbs[index] : 0)
+                borrow = 0
+                if difference < 0 {
+                    difference += 1 << 32
+                    borrow = 1
+                }
+                limbs[index] = UInt32(difference)
+            }
+            while limbs.last == 0 { limbs.removeLast() }
         }
     }
 }

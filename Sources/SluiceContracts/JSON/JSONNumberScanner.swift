@@ -145,7 +145,17 @@ struct JSONNumberScanner {
                 flags: flags & ~JSONNumber.droppedFractionFlag)
         }
         let exponentFits = exponent > -1_000_000_000 && exponent < 1_000_000_000
-        if inexact || !exponentFits { flags |= JSONNumber.inexactFlag }
+        var wideDigits: WideDigits?
+        var wideExponent = 0
+        if inexact && exponentFits {
+            // Too many digits for 64 bits: keep them all instead of rounding (rare, so the
+            // literal is simply read a second time).
+            (wideDigits, wideExponent) = Self.allDigits(
+                UnsafeBufferPointer(rebasing: input[start..<position]), literalExponent: literalExponent)
+            flags &= ~JSONNumber.droppedFractionFlag
+        } else if inexact || !exponentFits {
+            flags |= JSONNumber.inexactFlag
+        }
 
         var double: Double
         if !inexact && significand <= 1 << 53 && exponent >= -22 && exponent <= 22 {
@@ -162,9 +172,42 @@ struct JSONNumberScanner {
             double = parsed.magnitude
         }
         if negative { double = -double }
+        if let wideDigits {
+            return JSONNumber(
+                doubleValue: double, significand: significand, exponent: Int32(wideExponent), flags: flags,
+                wideDigits: wideDigits)
+        }
         return JSONNumber(
             doubleValue: double, significand: significand,
             exponent: exponentFits ? Int32(exponent) : (exponent > 0 ? 1_000_000_000 : -1_000_000_000),
             flags: flags)
+    }
+
+    /// Every significant digit of a literal already known to be well formed, and the exponent
+    /// that goes with them: `0.00120e5` gives `[1, 2]` and `-1`.
+    private static func allDigits(_ literal: UnsafeBufferPointer<UInt8>, literalExponent: Int) -> (WideDigits, Int) {
+        var digits: [UInt8] = []
+        digits.reserveCapacity(literal.count)
+        var fractionDigits = 0
+        var inFraction = false
+        for byte in literal {
+            if byte == UInt8(ascii: ".") {
+                inFraction = true
+            } else if byte | 0x20 == UInt8(ascii: "e") {
+                break
+            } else if byte &- UInt8(ascii: "0") < 10 {
+                let digit = byte - UInt8(ascii: "0")
+                if inFraction { fractionDigits += 1 }
+                // Leading zeros carry no value (and in a fraction only shift the exponent).
+                if digits.isEmpty && digit == 0 { continue }
+                digits.append(digit)
+            }
+        }
+        var trailingZeros = 0
+        while digits.last == 0 {
+            digits.removeLast()
+            trailingZeros += 1
+        }
+        return (WideDigits(digits), literalExponent - fractionDigits + trailingZeros)
     }
 }

@@ -4,6 +4,10 @@
 /// where the name first appeared, with the value it had last ("last wins", as in ECMAScript's
 /// `JSON.parse`). So ``members`` never holds two members with the same name, and counting
 /// keywords such as `minProperties` see what a reader of the object sees.
+///
+/// Names are the same only when their code points are (RFC 8259): `"é"` and `"e\u0301"` are
+/// two members, although Swift's `String ==` calls them equal. The subscript, equality,
+/// hashing and duplicate folding all compare code points.
 public struct JSONObject: Sendable, Hashable {
     /// The members in the order they appeared.
     public var members: [(key: String, value: JSONValue)]
@@ -25,12 +29,12 @@ public struct JSONObject: Sendable, Hashable {
     /// The number of members.
     public var count: Int { members.count }
 
-    /// The value of the member named `key`, or `nil` when there is none.
+    /// The value of the member whose name has exactly the code points of `key`, or `nil`
+    /// when there is none (a canonically equivalent name is a different member).
     public subscript(key: String) -> JSONValue? {
         // Envelopes and payloads have a handful of members: a linear scan beats hashing.
-        // Comparing UTF-8 lengths first (O(1) for native strings) skips most string compares.
-        let length = key.utf8.count
-        for member in members where member.key.utf8.count == length && member.key == key {
+        // hasSameCodePoints compares UTF-8 lengths first (O(1) for native strings).
+        for member in members where member.key.hasSameCodePoints(as: key) {
             return member.value
         }
         return nil
@@ -47,7 +51,7 @@ public struct JSONObject: Sendable, Hashable {
         var combined = 0
         for member in members {
             var memberHasher = Hasher()
-            memberHasher.combine(member.key)
+            member.key.hashCodePoints(into: &memberHasher)
             memberHasher.combine(member.value)
             combined ^= memberHasher.finalize()
         }
@@ -58,16 +62,16 @@ public struct JSONObject: Sendable, Hashable {
     /// Folds repeated names into their first position with their last value.
     mutating func removeDuplicateNames() {
         guard members.count > 1 else { return }
-        var firstIndex: [String: Int] = [:]
+        var firstIndex: [CodePointKey: Int] = [:]
         firstIndex.reserveCapacity(members.count)
         var unique: [(key: String, value: JSONValue)] = []
         var sawDuplicate = false
         for member in members {
-            if let index = firstIndex[member.key] {
+            if let index = firstIndex[CodePointKey(member.key)] {
                 unique[index].value = member.value
                 sawDuplicate = true
             } else {
-                firstIndex[member.key] = unique.count
+                firstIndex[CodePointKey(member.key)] = unique.count
                 unique.append(member)
             }
         }

@@ -18,7 +18,7 @@ struct JSONReader {
     private var values: [JSONValue] = []
     private var keys: [String] = []
     /// A fingerprint of each name in `keys`: duplicate detection compares these integers
-    /// first and strings only when they match.
+    /// first and names (by code point, never `String ==`) only when they match.
     private var keyFingerprints: [UInt64] = []
     private var frames: [Frame] = []
     /// Reused for strings with escapes, so only the final `String` allocates.
@@ -181,7 +181,7 @@ struct JSONReader {
             if !hasDuplicate && count <= 32 {
                 for earlier in 0..<offset
                 where keyFingerprints[frame.keyStart + earlier] == fingerprint
-                    && keys[frame.keyStart + earlier] == keys[frame.keyStart + offset]
+                    && keys[frame.keyStart + earlier].hasSameCodePoints(as: keys[frame.keyStart + offset])
                 {
                     hasDuplicate = true
                     break

@@ -78,7 +78,8 @@ private struct Comparer {
     let toVersion: Int
     var changes: [SchemaChange] = []
     /// `$ref` pairs being compared, so recursive definitions end.
-    var refsInProgress: Set<String> = []
+    /// By code point: refs to two canonically equivalent names are two targets, not a cycle.
+    var refsInProgress: Set<CodePointKey> = []
 
     /// Keywords with their own rule below; every other keyword that is not an annotation is
     /// compared for equality only.
@@ -159,7 +160,7 @@ private struct Comparer {
                 "$ref \(oldRef ?? "none") → \(newRef ?? "none"); a target outside the document cannot be compared")
             return
         }
-        let key = "\(oldRef ?? path)|\(newRef ?? path)"
+        let key = CodePointKey("\(oldRef ?? path)|\(newRef ?? path)")
         guard !refsInProgress.contains(key) else { return }
         refsInProgress.insert(key)
         compare(oldTarget, newTarget, path: path)
@@ -203,17 +204,17 @@ private struct Comparer {
             let propertyPath = path + "/properties/" + EnvelopePath.escape(member.key)
             if let oldProperty = oldProperties[member.key] {
                 compare(oldProperty, member.value, path: propertyPath)
-            } else if !newRequired.contains(member.key) {
+            } else if !newRequired.contains(CodePointKey(member.key)) {
                 record(propertyPath, "optional_field_added", .pass, "\"\(member.key)\" added, not required")
             }
         }
-        for name in newRequired.subtracting(oldRequired).sorted() {
+        for name in Self.sortedNames(newRequired.subtracting(oldRequired)) {
             let detail =
                 oldProperties[name] == nil
                 ? "\"\(name)\" added as a required field" : "\"\(name)\" became required"
             record(path + "/properties/" + EnvelopePath.escape(name), "required_field_added", .breaking, detail)
         }
-        for name in oldRequired.subtracting(newRequired).sorted() where newProperties[name] != nil {
+        for name in Self.sortedNames(oldRequired.subtracting(newRequired)) where newProperties[name] != nil {
             record(
                 path + "/properties/" + EnvelopePath.escape(name), "field_made_optional", .warning,
                 "\"\(name)\" is no longer required: producers may now leave it out, and consumers that rely on it break")
@@ -369,9 +370,17 @@ private struct Comparer {
         return [value]
     }
 
-    static func stringSet(_ value: JSONValue?) -> Set<String> {
+    /// The strings of an array such as `required`, as names: by code point, so two
+    /// canonically equivalent names stay two.
+    static func stringSet(_ value: JSONValue?) -> Set<CodePointKey> {
         guard case .array(let elements) = value else { return [] }
-        return Set(elements.compactMap { string($0) })
+        return Set(elements.compactMap { string($0).map(CodePointKey.init) })
+    }
+
+    /// Names in a stable order: by UTF-8 bytes (code point order), as `String <` would not
+    /// tell equivalent names apart.
+    static func sortedNames(_ names: Set<CodePointKey>) -> [String] {
+        names.map(\.text).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     static func number(_ value: JSONValue?) -> Double? {

@@ -15,7 +15,9 @@ struct SchemaCompiler {
     let document: JSONValue
     let source: String
     var nodes: [SchemaNode] = []
-    var nodeByPointer: [String: Int] = [:]
+    /// Keyed by code points: the pointers of two canonically equivalent property names are
+    /// two schemas, which `String` keys would merge into the first one.
+    var nodeByPointer: [CodePointKey: Int] = [:]
     var pendingRefs: [(node: Int, ref: String, path: String)] = []
 
     init(document: JSONValue, source: String) {
@@ -114,7 +116,7 @@ struct SchemaCompiler {
         guard fragment.isEmpty || fragment.hasPrefix("/") else {
             throw unsupported("$ref \"\(ref)\" names an anchor; only JSON-pointer refs are supported", at: path)
         }
-        if let known = nodeByPointer[fragment] { return known }
+        if let known = nodeByPointer[CodePointKey(fragment)] { return known }
         guard let target = document.resolve(pointer: fragment) else {
             throw invalid("$ref \"\(ref)\" resolves to nothing in the document", at: path)
         }
@@ -122,10 +124,10 @@ struct SchemaCompiler {
     }
 
     private mutating func compileNode(_ schema: JSONValue, pointer: String) throws(SluiceError) -> Int {
-        if let known = nodeByPointer[pointer] { return known }
+        if let known = nodeByPointer[CodePointKey(pointer)] { return known }
         let index = nodes.count
         nodes.append(SchemaNode(path: pointer))
-        nodeByPointer[pointer] = index
+        nodeByPointer[CodePointKey(pointer)] = index
         switch schema {
         case .bool(let value):
             nodes[index].alwaysValid = value
@@ -143,6 +145,25 @@ struct SchemaCompiler {
             return index
         default:
             throw invalid("a schema must be an object or a boolean", at: pointer)
+        }
+    }
+
+    /// Compiles a regular expression: text that is no ECMA-262 pattern makes the schema invalid;
+    /// a valid one the linear-time matcher does not implement is refused like an unsupported
+    /// keyword, naming the pattern and its path, because any fallback engine would answer
+    /// differently or only within a time limit.
+    private func compilePattern(_ text: String, keyword: String, at path: String) throws(SluiceError) -> SchemaPattern {
+        do throws(PatternMatcher.CompileError) {
+            return try SchemaPattern(text)
+        } catch {
+            switch error.kind {
+            case .syntax:
+                throw invalid("\(keyword) \"\(text)\" is not a valid ECMA-262 regular expression: \(error.message)", at: path)
+            case .unsupported:
+                throw unsupported(
+                    "\(keyword) \"\(text)\" is not supported by Sluice's linear-time pattern matcher: \(error.message)",
+                    at: path)
+            }
         }
     }
 
@@ -211,13 +232,9 @@ struct SchemaCompiler {
         case "patternProperties":
             guard case .object(let object) = value else { throw invalid("patternProperties must be an object", at: path) }
             for (pattern, schema) in object.members {
-                let compiled: SchemaPattern
-                do {
-                    compiled = try SchemaPattern(pattern)
-                } catch {
-                    throw invalid("patternProperties key \"\(pattern)\" is not a valid regular expression: \(error)", at: path)
-                }
-                node.patternProperties.append((compiled, try subschema(schema, path + "/" + JSONPointer.escape(pattern))))
+                let patternPath = path + "/" + JSONPointer.escape(pattern)
+                let compiled = try compilePattern(pattern, keyword: "patternProperties key", at: patternPath)
+                node.patternProperties.append((compiled, try subschema(schema, patternPath)))
             }
         case "additionalProperties": node.additionalProperties = try subschema(value, path)
         case "required": node.required = try strings(value, keyword, path)
@@ -246,17 +263,14 @@ struct SchemaCompiler {
         case "exclusiveMaximum": node.exclusiveMaximum = try number(value, keyword, path)
         case "multipleOf":
             let divisor = try number(value, keyword, path)
-            guard divisor.doubleValue > 0 else { throw invalid("multipleOf must be greater than 0", at: path) }
+            // Compared exactly: 1e-400 is positive although its Double is 0.
+            guard divisor > JSONNumber(Int64(0)) else { throw invalid("multipleOf must be greater than 0", at: path) }
             node.multipleOf = divisor
         case "minLength": node.minLength = try count(value, keyword, path)
         case "maxLength": node.maxLength = try count(value, keyword, path)
         case "pattern":
             guard case .string(let text) = value else { throw invalid("pattern must be a string", at: path) }
-            do {
-                node.pattern = try SchemaPattern(text)
-            } catch {
-                throw invalid("pattern \"\(text)\" is not a valid regular expression: \(error)", at: path)
-            }
+            node.pattern = try compilePattern(text, keyword: "pattern", at: path)
         case "allOf": node.allOf = try subschemas(value, path, keyword: keyword)
         case "anyOf": node.anyOf = try subschemas(value, path, keyword: keyword)
         case "oneOf": node.oneOf = try subschemas(value, path, keyword: keyword)
@@ -289,15 +303,39 @@ struct SchemaCompiler {
 }
 
 /// RFC 6901 JSON pointers.
+///
+/// Works on code points, not `Character`s: a `~` or `/` followed by a combining mark is one
+/// `Character` (`"~\u{301}"`), which character-level search would not find.
 enum JSONPointer {
     static func escape(_ token: String) -> String {
-        guard token.contains("~") || token.contains("/") else { return token }
-        return token.replacing("~", with: "~0").replacing("/", with: "~1")
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        var result = String.UnicodeScalarView()
+        for scalar in token.unicodeScalars {
+            switch scalar {
+            case "~": result.append(contentsOf: "~0".unicodeScalars)
+            case "/": result.append(contentsOf: "~1".unicodeScalars)
+            default: result.append(scalar)
+            }
+        }
+        return String(result)
     }
 
-    static func unescape(_ token: Substring) -> String {
-        guard token.contains("~") else { return String(token) }
-        return String(token).replacing("~1", with: "/").replacing("~0", with: "~")
+    static func unescape(_ token: Substring.UnicodeScalarView) -> String {
+        guard token.contains("~") else { return String(String.UnicodeScalarView(token)) }
+        var result = String.UnicodeScalarView()
+        var index = token.startIndex
+        while index < token.endIndex {
+            let scalar = token[index]
+            let next = token.index(after: index)
+            if scalar == "~", next < token.endIndex, token[next] == "0" || token[next] == "1" {
+                result.append(token[next] == "0" ? "~" : "/")
+                index = token.index(after: next)
+            } else {
+                result.append(scalar)
+                index = next
+            }
+        }
+        return String(result)
     }
 }
 
@@ -306,7 +344,8 @@ extension JSONValue {
     func resolve(pointer: String) -> JSONValue? {
         guard !pointer.isEmpty else { return self }
         var current = self
-        for token in pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+        // Split on the code point "/", not the Character: "/\u{301}" is one Character.
+        for token in pointer.unicodeScalars.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
             let name = JSONPointer.unescape(token)
             switch current {
             case .object(let object):

@@ -322,8 +322,8 @@ struct SchemaEvaluator {
         }
         for (name, value) in object.members {
             var matched = false
-            let length = name.utf8.count
-            for property in node.pointee.properties where property.name.utf8.count == length && property.name == name {
+            // By code point: a canonically equivalent name is another member (JSON's equality).
+            for property in node.pointee.properties where property.name.hasSameCodePoints(as: name) {
                 matched = true
                 if !evaluate(property.node, value, member: name) {
                     guard collecting else { return false }

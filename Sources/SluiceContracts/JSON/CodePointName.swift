@@ -1,0 +1,63 @@
+/// Member-name comparison as JSON defines it: code point by code point.
+///
+/// Swift's `String ==` and `String` hashing use Unicode canonical equivalence, so `"é"` equals
+/// `"e\u{301}"` and `"K"` equals `"\u{212A}"` (KELVIN SIGN). JSON (RFC 8259 §8.3) and JSON
+/// Schema compare names by code points, and for valid UTF-8 equal code points are equal bytes.
+/// Every place that matches a member name (the parser's member table, the schema's property
+/// maps, `required`, value equality, the envelope's fields) goes through these, so no
+/// normalization happens anywhere.
+extension String {
+    /// Whether the two strings have the same code points (the same UTF-8 bytes).
+    @inline(__always)
+    func hasSameCodePoints(as other: String) -> Bool {
+        let left = utf8
+        let right = other.utf8
+        // O(1) for native strings, and most names differ in length.
+        guard left.count == right.count else { return false }
+        let contiguous = left.withContiguousStorageIfAvailable { leftBytes in
+            right.withContiguousStorageIfAvailable { rightBytes in leftBytes.elementsEqual(rightBytes) }
+        }
+        if let contiguous, let equal = contiguous { return equal }
+        return left.elementsEqual(right)
+    }
+
+    /// Whether the string's UTF-8 bytes are exactly `literal`'s.
+    @inline(__always)
+    func hasSameCodePoints(as literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard utf8.count == count else { return false }
+        let bytes = UnsafeBufferPointer(start: literal.utf8Start, count: count)
+        let contiguous = utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) }
+        return contiguous ?? utf8.elementsEqual(bytes)
+    }
+
+    /// Feeds the string's UTF-8 bytes to `hasher`: consistent with ``hasSameCodePoints(as:)``,
+    /// where `String`'s own hashing is consistent with canonical equivalence instead.
+    @inline(__always)
+    func hashCodePoints(into hasher: inout Hasher) {
+        let done: Void? = utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            // A bridged string: the same bytes through a copy, so the hash cannot differ.
+            Array(utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+        // The length ends the name, so ("ab","c") and ("a","bc") hash apart when combined.
+        hasher.combine(utf8.count)
+    }
+}
+
+/// A `String` that compares and hashes by code points, for dictionary and set keys.
+struct CodePointKey: Hashable, Sendable {
+    let text: String
+
+    init(_ text: String) {
+        self.text = text
+    }
+
+    static func == (lhs: CodePointKey, rhs: CodePointKey) -> Bool {
+        lhs.text.hasSameCodePoints(as: rhs.text)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        text.hashCodePoints(into: &hasher)
+    }
+}
