@@ -23,6 +23,16 @@ done
 bash scripts/ensure-deps.sh
 swift build --build-tests
 
+# The payload validator's differential test checks it against python-jsonschema 4.26, installed
+# with pip into a throwaway virtual environment (no system package is touched).
+referee=.build/jsonschema-referee
+if ! "$referee/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("jsonschema") != "4.26.0")' 2>/dev/null; then
+    rm -rf "$referee"
+    python3 -m venv "$referee"
+    "$referee/bin/pip" install --quiet --disable-pip-version-check jsonschema==4.26.0
+fi
+export SLUICE_TEST_PYTHON="$PWD/$referee/bin/python"
+
 if [ "${SLUICE_SKIP_POSTGRES:-}" != 1 ]; then
     export SLUICE_POSTGRES_STATE_FILE="$PWD/.build/postgres-test-server.$$.state"
     trap 'bash scripts/postgres-test-server.sh stop' EXIT
