@@ -179,6 +179,11 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 for outcome in batch.outcomes { emit(outcome) }
                 index += batch.outcomes.count
                 guard let stop = batch.stop else { continue }
+                if case .abandoned = stop {
+                    for _ in index..<records.count { emit(.abandoned) }
+                    index = records.count
+                    continue
+                }
                 let record = records[index]
                 let log = prepared[index].log
                 guard case .route(let envelope, let routes) = prepared[index].step else { continue }
@@ -189,6 +194,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled))
                 case .mismatch(let route, let stored):
                     emit(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), log: log))
+                case .abandoned:
+                    continue  // handled above
                 case .commitFailed(let attempted):
                     // Nothing of the group committed (a deadlock with another lane, a conflict, an
                     // outage): its records go the one-at-a-time path, whose retries wait for the
@@ -274,6 +281,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             /// The transaction itself failed (begin or commit): nothing of the group's `attempted`
             /// records committed.
             case commitFailed(attempted: Int)
+            /// The lane was cancelled (a revocation's or a shutdown's deadline) while its group
+            /// waited for its transaction: the group's records have no outcome.
+            case abandoned
         }
 
         /// Outcomes of the records that committed, from the group's first record on.
@@ -314,6 +324,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 "error": "\(error)", "records": "\(attempted)",
             ])
             return GroupResult(stop: .commitFailed(attempted: max(1, attempted)))
+        case .abandoned:
+            return GroupResult(stop: .abandoned)
         }
     }
 

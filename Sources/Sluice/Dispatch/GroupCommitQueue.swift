@@ -12,7 +12,11 @@ import Synchronization
 /// The lanes' order is untouched: a lane has at most one group in the queue, and a group's
 /// records run in offset order. What one group's handler does inside its savepoint cannot undo
 /// another group's records; a failed commit fails every group in it, and each lane then redoes
-/// its records on its own.
+/// its records on its own. A lane that is cancelled while it waits (a revocation's deadline, a
+/// shutdown's) stops waiting at once and gives its records no outcome: a transaction that is
+/// stuck (a handler that hangs, a database that does not answer) cannot hold a revocation or a
+/// shutdown past its deadline. Whatever that transaction commits later is found by the dedupe
+/// store when the records come again.
 final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
     /// One lane's group: runs its records inside the shared transaction (started at `began`).
     typealias Body = @Sendable (_ transaction: Transaction, _ began: ContinuousClock.Instant) async throws -> Output
@@ -24,12 +28,52 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
         /// Nothing of the transaction committed. `output` is the group's own output when its
         /// body had finished before the transaction failed (the commit itself failed).
         case failed(any Error, output: Output?)
+        /// The waiting task was cancelled before the group's outcome was known: its records have
+        /// none (they may still commit, or not; a redelivery finds out through the dedupe store).
+        case abandoned
+    }
+
+    /// The waiting lane: resumed once, by the runner or by the lane's cancellation, whichever
+    /// comes first.
+    final class Waiter: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<Outcome, Never>?, cancelled: Bool)>((nil, false))
+
+        /// Keeps `continuation` for ``resume(_:)``; `false` when the lane was cancelled already.
+        func install(_ continuation: CheckedContinuation<Outcome, Never>) -> Bool {
+            state.withLock { state in
+                guard !state.cancelled else { return false }
+                state.continuation = continuation
+                return true
+            }
+        }
+
+        /// Resumes the lane with `outcome`, unless it was resumed already.
+        func resume(_ outcome: Outcome) {
+            let continuation = state.withLock { state in
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(returning: outcome)
+        }
+
+        /// The lane's task was cancelled: it stops waiting now, with ``Outcome/abandoned``.
+        func cancel() {
+            let continuation = state.withLock { state in
+                state.cancelled = true
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(returning: .abandoned)
+        }
+
+        /// Whether the lane stopped waiting: its group need not run.
+        var isCancelled: Bool { state.withLock { $0.cancelled } }
     }
 
     struct Submission: Sendable {
         var records: Int
         var body: Body
-        var continuation: CheckedContinuation<Outcome, Never>
+        var waiter: Waiter
     }
 
     private let state = Mutex(GroupCommitQueueState<Submission>())
@@ -47,18 +91,18 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
             do {
                 try await store.withTransaction { transaction in
                     let began = ContinuousClock.now
-                    for (index, submission) in submissions.enumerated() {
+                    for (index, submission) in submissions.enumerated() where !submission.waiter.isCancelled {
                         outputs.set(index, try await submission.body(transaction, began))
                     }
                 }
                 for (index, submission) in submissions.enumerated() {
-                    // Every body ran and returned, so each has its output.
-                    guard let output = outputs.get(index) else { continue }
-                    submission.continuation.resume(returning: .committed(output))
+                    // Every body that ran returned its output; one that did not run belongs to a
+                    // lane that stopped waiting (and was resumed then, so this is a no-op).
+                    submission.waiter.resume(outputs.get(index).map(Outcome.committed) ?? .abandoned)
                 }
             } catch {
                 for (index, submission) in submissions.enumerated() {
-                    submission.continuation.resume(returning: .failed(error, output: outputs.get(index)))
+                    submission.waiter.resume(.failed(error, output: outputs.get(index)))
                 }
             }
         }
@@ -66,17 +110,26 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
 
     /// Runs `body` in the next shared transaction and returns what became of it.
     ///
-    /// Cancelling the waiting task does not cancel the transaction: a group that was handed to
-    /// the store finishes, and its outcome (committed or not) is reported, so a revoked lane
-    /// never lets go of records whose effects may still commit.
+    /// Cancelling the waiting task ends the wait at once with ``Outcome/abandoned``; it does not
+    /// cancel the transaction, which commits (or not) for its other groups. A group whose lane
+    /// stopped waiting before the transaction reached it does not run.
     func submit(records: Int, _ body: @escaping Body) async -> Outcome {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
-            let action = state.withLock {
-                $0.submit(Submission(records: records, body: body, continuation: continuation), records: records)
+        let waiter = Waiter()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+                guard waiter.install(continuation) else {
+                    continuation.resume(returning: .abandoned)
+                    return
+                }
+                let action = state.withLock {
+                    $0.submit(Submission(records: records, body: body, waiter: waiter), records: records)
+                }
+                if case .startRunner = action {
+                    Task { await self.run() }
+                }
             }
-            if case .startRunner = action {
-                Task { await self.run() }
-            }
+        } onCancel: {
+            waiter.cancel()
         }
     }
 
