@@ -16,6 +16,14 @@ public enum SQLDedupeStore: DedupeStore {
     /// A PostgreSQL database.
     case postgres(PostgresDedupeStore)
 
+    /// The underlying store's: 1 for SQLite, the pool's size for PostgreSQL.
+    public var maxConcurrentTransactions: Int {
+        switch self {
+        case .sqlite(let store): store.maxConcurrentTransactions
+        case .postgres(let store): store.maxConcurrentTransactions
+        }
+    }
+
     /// Closes the store's connections (PostgreSQL's pool; SQLite closes with its last reference).
     public func close() async {
         if case .postgres(let store) = self { await store.close() }

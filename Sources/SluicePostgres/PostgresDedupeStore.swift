@@ -26,9 +26,12 @@ public final class PostgresDedupeStore: DedupeStore {
     let client: PostgresClient
     let logger: Logger
     private let runTask: Task<Void, Never>
+    /// One transaction per pooled connection.
+    public let maxConcurrentTransactions: Int
 
-    private init(client: PostgresClient, logger: Logger) {
+    private init(client: PostgresClient, poolSize: Int, logger: Logger) {
         self.client = client
+        self.maxConcurrentTransactions = poolSize
         self.logger = logger
         self.runTask = Task { await client.run() }
     }
@@ -69,7 +72,8 @@ public final class PostgresDedupeStore: DedupeStore {
             host: location.host, port: location.port, username: location.username, password: location.password,
             database: location.database, tls: location.tls)
         configuration.options.maximumConnections = max(1, poolSize)
-        let store = PostgresDedupeStore(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        let store = PostgresDedupeStore(
+            client: PostgresClient(configuration: configuration, backgroundLogger: logger), poolSize: max(1, poolSize), logger: logger)
         do {
             try await store.migrate(PostgresStoreSchema.migrations + migrations)
         } catch {

@@ -157,7 +157,7 @@ struct StoreGroupCommitTests {
         #expect(state.submit("a", records: 60) == .startRunner)
         #expect(state.submit("b", records: 30) == .none)
         #expect(state.submit("c", records: 20) == .none)
-        #expect(state.isRunning)
+        #expect(state.runners == 1)
         guard case .transact(let first) = state.next(maxRecords: 100) else { Issue.record("nothing to run"); return }
         #expect(first == ["a", "b"], "c would pass the transaction's bound")
         #expect(state.submit("d", records: 500) == .none, "the runner is still running")
@@ -166,8 +166,24 @@ struct StoreGroupCommitTests {
         guard case .transact(let third) = state.next(maxRecords: 100) else { Issue.record("nothing to run"); return }
         #expect(third == ["d"], "a group larger than the bound still runs, alone")
         guard case .stop = state.next(maxRecords: 100) else { Issue.record("expected the runner to stop"); return }
-        #expect(!state.isRunning)
+        #expect(state.runners == 0)
         #expect(state.submit("e", records: 1) == .startRunner, "after a stop, the next submission starts a runner again")
+    }
+
+    @Test("With two runners allowed (a store with two connections), the second submission starts a second runner, the third waits")
+    func queueStateConcurrent() {
+        var state = GroupCommitQueueState<String>(maxRunners: 2)
+        #expect(state.submit("a", records: 10) == .startRunner)
+        guard case .transact(let first) = state.next(maxRecords: 100) else { Issue.record("nothing to run"); return }
+        #expect(first == ["a"])
+        #expect(state.submit("b", records: 10) == .startRunner)
+        #expect(state.submit("c", records: 10) == .none)
+        #expect(state.runners == 2)
+        guard case .transact(let second) = state.next(maxRecords: 100) else { Issue.record("nothing to run"); return }
+        #expect(second == ["b", "c"])
+        guard case .stop = state.next(maxRecords: 100) else { Issue.record("expected a runner to stop"); return }
+        guard case .stop = state.next(maxRecords: 100) else { Issue.record("expected the other runner to stop"); return }
+        #expect(state.runners == 0)
     }
 
     // MARK: Through the pipeline

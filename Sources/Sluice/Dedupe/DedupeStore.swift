@@ -28,6 +28,16 @@ public protocol DedupeStore: Sendable {
 
     /// Deletes processed-event records older than `cutoff`; returns how many.
     func pruneProcessedEvents(olderThan cutoff: Date) async throws -> Int
+
+    /// How many transactions the store runs at once to good effect: the pipeline's store-wide
+    /// group commit runs up to this many shared transactions side by side. 1 for a store with a
+    /// single writer (SQLite); the pool's size for PostgreSQL. Default: 1.
+    var maxConcurrentTransactions: Int { get }
+}
+
+extension DedupeStore {
+    /// One transaction at a time, the safe choice for a store that does not say.
+    public var maxConcurrentTransactions: Int { 1 }
 }
 
 /// One open transaction of a ``DedupeStore``.

@@ -31,6 +31,10 @@ public final class InMemoryDedupeStore: DedupeStore {
     /// An empty store.
     public init() {}
 
+    /// Transactions run side by side (they conflict only on the same event, at commit), so a
+    /// slow handler of one lane does not hold the others back. 64.
+    public var maxConcurrentTransactions: Int { 64 }
+
     /// An open in-memory transaction: its own writes, read over the committed tables.
     /// Not thread-safe: it belongs to one transaction body.
     public final class Transaction: DedupeTransaction {

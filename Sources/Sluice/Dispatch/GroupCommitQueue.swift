@@ -3,10 +3,10 @@ import Synchronization
 /// Store-wide group commit: the ready groups of many lanes share one store transaction.
 ///
 /// Each lane submits one group at a time (consecutive records of its partition) and waits. While
-/// no transaction runs, the first submission starts a runner; the runner takes every group that is
-/// waiting (up to ``GroupCommit/maxTransactionRecords`` records), runs them one after another in
-/// one store transaction, commits once, and tells each lane its group's result; then it takes
-/// what arrived meanwhile. So 48 lanes do not queue for a single-writer store one transaction at
+/// fewer runners than the store's `maxConcurrentTransactions` run, a submission starts one; a
+/// runner takes every group that is waiting (up to ``GroupCommit/maxTransactionRecords``
+/// records), runs them one after another in one store transaction, commits once, and tells each
+/// lane its group's result; then it takes what arrived meanwhile. So 48 lanes do not queue for a single-writer store one transaction at
 /// a time, and a commit's cost (an fsync on SQLite) is shared by every partition in it.
 ///
 /// The lanes' order is untouched: a lane has at most one group in the queue, and a group's
@@ -76,7 +76,7 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
         var waiter: Waiter
     }
 
-    private let state = Mutex(GroupCommitQueueState<Submission>())
+    private let state: Mutex<GroupCommitQueueState<Submission>>
     private let maxTransactionRecords: Int
     private let transact: @Sendable ([Submission]) async -> Void
 
@@ -86,6 +86,7 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
     ///   - withTransaction: The store's `withTransaction`.
     init<Store: DedupeStore>(store: Store, maxTransactionRecords: Int) where Store.Transaction == Transaction {
         self.maxTransactionRecords = max(1, maxTransactionRecords)
+        self.state = Mutex(GroupCommitQueueState(maxRunners: store.maxConcurrentTransactions))
         self.transact = { submissions in
             let outputs = OutputsBox<Output>(count: submissions.count)
             do {
@@ -145,30 +146,36 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
 struct GroupCommitQueueState<Work> {
     private var waiting: [(work: Work, records: Int)] = []
     private var head = 0
-    /// Whether a runner is taking work; at most one is.
-    private(set) var isRunning = false
+    /// Runners taking work (each runs one transaction at a time).
+    private(set) var runners = 0
+    /// How many runners may run at once.
+    let maxRunners: Int
+
+    init(maxRunners: Int = 1) {
+        self.maxRunners = max(1, maxRunners)
+    }
 
     /// Groups waiting for a transaction.
     var waitingCount: Int { waiting.count - head }
 
     enum SubmitAction: Equatable {
-        /// Start a runner: none is running.
+        /// Start a runner: fewer than ``maxRunners`` run.
         case startRunner
-        /// The running runner will take it.
+        /// A running runner will take it.
         case none
     }
 
     mutating func submit(_ work: Work, records: Int) -> SubmitAction {
         waiting.append((work, records))
-        if isRunning { return .none }
-        isRunning = true
+        guard runners < maxRunners else { return .none }
+        runners += 1
         return .startRunner
     }
 
     enum NextAction {
         /// Run these groups in one transaction, then ask again.
         case transact([Work])
-        /// Nothing waits: the runner ends (the next submission starts another).
+        /// Nothing waits: this runner ends (a later submission starts another).
         case stop
     }
 
@@ -178,7 +185,7 @@ struct GroupCommitQueueState<Work> {
         guard head < waiting.count else {
             waiting.removeAll(keepingCapacity: true)
             head = 0
-            isRunning = false
+            runners -= 1
             return .stop
         }
         var taken: [Work] = []
