@@ -81,9 +81,10 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
     private let transact: @Sendable ([Submission]) async -> Void
 
     /// - Parameters:
+    ///   - store: The store whose transactions the groups share; its `maxConcurrentTransactions`
+    ///     bounds the runners.
     ///   - maxTransactionRecords: Records of all groups in one transaction at most (a group is
     ///     never split: one larger group still runs, alone).
-    ///   - withTransaction: The store's `withTransaction`.
     init<Store: DedupeStore>(store: Store, maxTransactionRecords: Int) where Store.Transaction == Transaction {
         self.maxTransactionRecords = max(1, maxTransactionRecords)
         self.state = Mutex(GroupCommitQueueState(maxRunners: store.maxConcurrentTransactions))
