@@ -26,7 +26,8 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let clientClosed: Code = "CLIENT_CLOSED"
         /// A mock-cluster operation (fault injection, topic creation) failed.
         public static let embeddedCluster: Code = "EMBEDDED_CLUSTER"
-        /// The waiting task was cancelled before the operation could start; nothing was done.
+        /// The waiting task was cancelled: while it waited for room in the producer's queue
+        /// (nothing was queued), or for a delivery report (the record may still be delivered).
         public static let cancelled: Code = "CANCELLED"
     }
 

@@ -73,6 +73,10 @@ public final class KafkaProducer: Sendable {
 
     /// Produces a record and waits until the broker acknowledged it.
     ///
+    /// If the calling task is cancelled while it waits, it stops waiting and throws
+    /// ``KafkaError/Code/cancelled``; librdkafka may still deliver the record (or fail it at
+    /// ``close()``), so a caller that gives up this way must treat it as possibly written.
+    ///
     /// - Returns: Where the record was stored.
     /// - Throws: ``KafkaError`` when delivery failed (after librdkafka's own retries) or the
     ///   record was refused locally.
@@ -84,10 +88,14 @@ public final class KafkaProducer: Sendable {
             continuation.finish()
         }
         // The delivery report always arrives: librdkafka reports every queued record, and close() fails
-        // the ones it cannot deliver.
+        // the ones it cannot deliver. Cancellation ends the wait without one.
         var result: Result<DeliveryReport, KafkaError> = .failure(
-            KafkaError.clientClosed("no delivery report"))
-        for await report in reports { result = report }
+            KafkaError.cancelledWhileWaitingForDelivery("cancelled while waiting for the delivery report"))
+        await withTaskCancellationHandler {
+            for await report in reports { result = report }
+        } onCancel: {
+            continuation.finish()
+        }
         return try result.get()
     }
 

@@ -108,6 +108,59 @@ struct ConsumerProcessTests {
         #expect(handled.count == total, "handled twice across the restart: \(handled.count - Set(handled).count)")
     }
 
+    @Test("SIGTERM while a partition is halted on its dead-letter topic: the process exits within 5 s (its shutdown timeout is 10 s); after a restart the poison record and everything behind it are handled once")
+    func sigtermWhileHalted() async throws {
+        let total = 8_000
+        let poison = 400  // partition 0's offset 400
+        let cluster = try Support.cluster(topics: ["halted": 4, "halted.DLT": 1])
+        let producer = try Support.producer(cluster)
+        try await Support.produceAll(producer, (0..<total).map { index in
+            let partition = Int32(index % 4)
+            let value = partition == 0 && index / 4 == poison
+                ? Support.bytes("not json")
+                : Pipeline.envelope(id: "e\(index)", data: #"{"key":"k","seq":\#(index)}"#)
+            return ProducerRecord(topic: "halted", partition: partition, value: value)
+        })
+        // The broker refuses every write: the dead-letter producer retries its letter until its
+        // delivery timeout (30 s by default) while the partition stays halted.
+        cluster.injectErrors(Array(repeating: .notEnoughReplicas, count: 1_000_000), into: .produce)
+        let fixture = try Fixture()
+        let first = try fixture.start(cluster, topic: "halted", group: "halted")
+        let beforePoison = 3 * (total / 4) + poison
+        try await Support.eventually("every record before the poison one handled", timeout: .seconds(90)) {
+            try fixture.handled().count >= beforePoison
+        }
+        try await Task.sleep(for: .seconds(2))
+        #expect(try fixture.handled().count == beforePoison, "nothing behind the halted record ran")
+        let signalledAt = ContinuousClock.now
+        first.terminate()
+        first.waitUntilExit()
+        let took = ContinuousClock.now - signalledAt
+        #expect(took < .seconds(5), "SIGTERM with a halted partition took \(took)")
+        print("SIGTERM with a halted partition: exited after \(took)")
+        #expect(first.terminationReason == .exit && first.terminationStatus == 0)
+
+        cluster.clearInjectedErrors(for: .produce)
+        let second = try fixture.start(cluster, topic: "halted", group: "halted")
+        try await Support.eventually("the rest handled", timeout: .seconds(90)) { try fixture.handled().count >= total - 1 }
+        try await Task.sleep(for: .seconds(1))
+        second.terminate()
+        second.waitUntilExit()
+        let handled = try fixture.handled()
+        #expect(handled.count == total - 1, "handled twice across the restart: \(handled.count - Set(handled).count)")
+        #expect(Set(handled) == Set((0..<total).filter { $0 % 4 != 0 || $0 / 4 != poison }.map { "e\($0)" }))
+        let dlt = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: nil), logger: Support.logger)
+        try await dlt.assign([TopicPartition(topic: "halted.DLT", partition: 0): .beginning])
+        let letters = try await Support.collect(from: dlt, what: "the dead letter") { !$0.isEmpty }
+        try await dlt.close()
+        // A letter the first process gave up on may still have been written (at least once);
+        // every letter is the poison record's.
+        #expect(letters.allSatisfy { letter in
+            letter.headers.last { $0.name == DeadLetterHeader.originalOffset }?.value == Array("\(poison)".utf8)
+        })
+        try await producer.close()
+    }
+
     @Test("Backpressure: a backlog of 1,000,000 records behind a slow handler keeps the consumer's resident memory bounded")
     func backpressure() async throws {
         let total = 1_000_000

@@ -51,7 +51,8 @@ struct GroupCommitTests {
     }
 
     static func pipeline(
-        store: CountingStore, sink: RecordingDeadLetterSink, maxRecords: Int = 100,
+        store: CountingStore, sink: any DeadLetterSink, maxRecords: Int = 100,
+        configure: (inout EventPipeline<CountingStore>.Configuration) -> Void = { _ in },
         handler: @escaping @Sendable (Int, HandlerContext<InMemoryDedupeStore.Transaction>) async throws -> Void
     ) throws -> EventPipeline<CountingStore> {
         var registry = SchemaRegistry()
@@ -63,6 +64,7 @@ struct GroupCommitTests {
         var configuration = EventPipeline<CountingStore>.Configuration(group: "g")
         configuration.retry.initialDelay = .milliseconds(1)
         configuration.groupCommit.maxRecords = maxRecords
+        configure(&configuration)
         return EventPipeline(
             configuration: configuration, decoder: EnvelopeDecoder(registry: registry),
             upcasters: try UpcasterChain(registry: registry), router: router, store: store,

@@ -507,7 +507,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 ])
                 metrics.retried(record, handler: route.name)
                 do {
-                    try await Task.sleep(for: delay)
+                    // The backoff holds the partition: a stop ends it at once.
+                    try await PartitionLane.halted { try await Task.sleep(for: delay) }
                 } catch {
                     return .abandoned
                 }
@@ -562,9 +563,22 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         var delay = Duration.milliseconds(100)
         var halted = false
         let logger = log.logger
+        let sink = deadLetterSink
         while true {
             do {
-                try await deadLetterSink.send(letter)
+                if halted {
+                    // Halted, the partition cannot move: a shutdown or a revocation ends the wait
+                    // and the write in flight at once, and the record is delivered again later.
+                    try await PartitionLane.halted { [delay] in
+                        try await Task.sleep(for: delay)
+                        try await sink.send(letter)
+                    }
+                } else {
+                    // A first write usually takes milliseconds; one still waiting a second
+                    // into a shutdown is a broker retrying a refused write until its delivery
+                    // timeout, and the shutdown does not wait for it.
+                    try await PartitionLane.halted(grace: .seconds(1)) { try await sink.send(letter) }
+                }
                 if halted {
                     logger.notice("dead-letter topic writable again; partition continues", metadata: ["dead_letter.topic": "\(letter.topic)"])
                     metrics.halted(record.topicPartition, false)
@@ -572,19 +586,20 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 metrics.deadLettered(record, code: reason.code)
                 return .deadLettered(reason.code)
             } catch {
+                if error is CancellationError || Task.isCancelled {
+                    if halted { metrics.halted(record.topicPartition, false) }
+                    return .abandoned
+                }
                 // Nothing past the poison record may be committed until its dead letter is safe.
                 logger.critical("cannot write to the dead-letter topic; partition halted", metadata: [
                     "dead_letter.topic": "\(letter.topic)", "error": "\(error)", "retry.in": "\(delay)",
                 ])
-                if !halted { metrics.halted(record.topicPartition, true) }
-                halted = true
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    metrics.halted(record.topicPartition, false)
-                    return .abandoned
+                if halted {
+                    delay = min(delay * 2, configuration.deadLetters.maxRetryDelay)
+                } else {
+                    metrics.halted(record.topicPartition, true)
+                    halted = true
                 }
-                delay = min(delay * 2, configuration.deadLetters.maxRetryDelay)
             }
         }
     }

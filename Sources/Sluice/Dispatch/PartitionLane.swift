@@ -20,6 +20,14 @@ final class PartitionLane: Sendable {
         var lastEnqueued: Offset?
         var paused = false
         var counts: [RecordOutcome: Int] = [:]
+        /// A stop was asked for: a halt (a retry's backoff, a dead-letter topic that refuses
+        /// writes) ends at once instead of waiting for the stop's deadline.
+        var stopRequested = false
+        /// The halted section running now (see ``PartitionLane/halted(_:)``), to cancel on stop.
+        var halt: (id: UInt64, task: Task<Void, Never>, grace: Duration)?
+        var nextHaltID: UInt64 = 0
+        /// The lane's task has ended (after an abandoned record, or when asked to stop).
+        var finished = false
 
         var depth: Int { queue.count - head }
 
@@ -63,11 +71,14 @@ final class PartitionLane: Sendable {
         self.onDrained = onDrained
         self.maxBatch = max(1, maxBatch)
         let loop = Task { [self] in
+            defer { state.withLock { $0.finished = true } }
             while let batch = await next() {
-                let outcomes = await processor(batch) { index, outcome in
-                    // Durable outcomes arrive in order: the watermark follows them as they come.
-                    guard outcome.isDurable else { return }
-                    watermarks.advance(batch[index].topicPartition, to: batch[index].offset.next)
+                let outcomes = await Self.$current.withValue(self) {
+                    await processor(batch) { index, outcome in
+                        // Durable outcomes arrive in order: the watermark follows them as they come.
+                        guard outcome.isDurable else { return }
+                        watermarks.advance(batch[index].topicPartition, to: batch[index].offset.next)
+                    }
                 }
                 precondition(outcomes.count == batch.count, "a lane's processor gives one outcome per record")
                 let abandoned = state.withLock { state in
@@ -165,16 +176,82 @@ final class PartitionLane: Sendable {
         waiter?.resume(returning: nil)
     }
 
+    // MARK: Halts
+
+    /// The lane whose processor runs in this task, for ``halted(_:)``.
+    @TaskLocal static var current: PartitionLane?
+
+    /// Runs `body`, a wait that holds the partition (a retry's backoff, a write to the dead-letter
+    /// topic), so that stopping the lane ends it instead of waiting for the stop's deadline.
+    ///
+    /// A partition that is halted makes no progress, so neither a graceful shutdown's drain nor a
+    /// revocation has anything to wait for: when the lane is asked to stop, `body` is cancelled
+    /// after `grace` (and refused when the stop came first), its record gets no outcome and is
+    /// delivered again from the last commit. A grace lets what is usually quick (a dead-letter
+    /// write the broker acknowledges in milliseconds) finish in a drain, while one that hangs
+    /// (the broker retrying a refused write until its delivery timeout) does not hold it. Outside
+    /// a lane (a replay's own loop, a test calling the pipeline) it simply runs `body`.
+    ///
+    /// - Throws: `CancellationError` when the lane's stop (or the task's cancellation) ended the
+    ///   halt, whatever `body` threw then; otherwise what `body` threw.
+    static func halted(grace: Duration = .zero, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        guard let lane = current else { return try await body() }
+        try await lane.runHalted(grace: grace, body)
+    }
+
+    private func runHalted(grace: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        let failure = Mutex<(any Error)?>(nil)
+        let task = Task {
+            do { try await body() } catch { failure.withLock { $0 = error } }
+        }
+        let id: UInt64? = state.withLock { state in
+            guard !state.stopRequested else { return nil }
+            state.nextHaltID &+= 1
+            state.halt = (state.nextHaltID, task, grace)
+            return state.nextHaltID
+        }
+        if id == nil { task.cancel() }
+        await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
+        state.withLock { state in
+            if let halt = state.halt, halt.id == id { state.halt = nil }
+        }
+        if id == nil || task.isCancelled { throw CancellationError() }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
     /// Stops the lane: queued records are dropped (they have no outcome and are delivered again
     /// from the commit), the record in flight is finished, and the lane's task ends.
+    ///
+    /// A halted lane (see ``halted(_:)``) stops at once: its halted record is abandoned, and in
+    /// a drain so is everything queued behind it, which could not be handled before it anyway.
     ///
     /// - Parameters:
     ///   - drainFirst: Process what is queued before stopping (graceful shutdown).
     ///   - deadline: When the in-flight record is still not done by then it is cancelled: its
     ///     backoff ends and it is abandoned without an outcome.
     func stop(drainFirst: Bool, deadline: ContinuousClock.Instant) async {
+        let halt = state.withLock { state in
+            state.stopRequested = true
+            return state.halt
+        }
+        if let halt {
+            if halt.grace <= .zero {
+                halt.task.cancel()
+            } else {
+                // The section ends by itself within its grace, or is cancelled then.
+                let task = halt.task
+                Task {
+                    try? await Task.sleep(for: halt.grace)
+                    task.cancel()
+                }
+            }
+        }
         if drainFirst {
-            while depth > 0, ContinuousClock.now < deadline {
+            while depth > 0, !state.withLock({ $0.finished }), ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }

@@ -45,4 +45,10 @@ extension KafkaError {
     package static func cancelledWhileQueueFull(_ message: String) -> KafkaError {
         KafkaError(code: .cancelled, number: RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue, message: message)
     }
+
+    /// ``Code/cancelled`` (with librdkafka's `_TIMED_OUT_QUEUE` number): the task was cancelled while
+    /// it waited for a queued record's delivery report; the record may still be delivered.
+    package static func cancelledWhileWaitingForDelivery(_ message: String) -> KafkaError {
+        KafkaError(code: .cancelled, number: RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE.rawValue, message: message)
+    }
 }
