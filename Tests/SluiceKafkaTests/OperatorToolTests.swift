@@ -176,6 +176,27 @@ struct OperatorToolTests {
         #expect(result.output.contains("lagging[1]: committed 15, high watermark 15, lag 0"))
         #expect(result.output.contains("total lag 5"))
     }
+
+    @Test("export of a range that matches no record says so and exits 1, unless --allow-empty")
+    func exportEmpty() async throws {
+        let cluster = try Support.cluster(topics: ["quiet": 1])
+        let producer = try Support.producer(cluster)
+        _ = try await Support.produceAll(producer, (0..<3).map { ProducerRecord(topic: "quiet", partition: 0, value: Support.bytes("v\($0)")) })
+        try await producer.close()
+        let window = ["--from-timestamp", "2031-01-01T00:00:00Z", "--to-timestamp", "2031-01-02T00:00:00Z"]
+        let output = Self.temporaryFile("empty.jsonl")
+        let refused = try Self.sluice(["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output] + window)
+        #expect(refused.status == 1, "\(refused.errors)")
+        #expect(refused.errors.contains("exported 0 records of quiet"), "\(refused.errors)")
+        #expect(refused.errors.contains("no record matched the range; --allow-empty accepts that"), "\(refused.errors)")
+        let allowed = try Self.sluice(
+            ["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output, "--allow-empty"] + window)
+        #expect(allowed.status == 0, "\(allowed.errors)")
+        #expect(allowed.errors.contains("no record matched the range") && !allowed.errors.contains("--allow-empty accepts"))
+        #expect(try String(contentsOfFile: output, encoding: .utf8).isEmpty)
+        let all = try Self.sluice(["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output])
+        #expect(all.status == 0 && all.errors.contains("exported 3 records"), "\(all.errors)")
+    }
 }
 
 @Suite("SluiceTesting's broker fixture")
