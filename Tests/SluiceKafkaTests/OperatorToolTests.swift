@@ -177,6 +177,27 @@ struct OperatorToolTests {
         #expect(result.output.contains("total lag 5"))
     }
 
+    @Test("lag flags a committed offset above the high watermark (a truncated or recreated topic) as lag ?, with a warning, and leaves it out of the total")
+    func lagPastHighWatermark() async throws {
+        let cluster = try Support.cluster(topics: ["recreated": 2])
+        let producer = try Support.producer(cluster)
+        _ = try await Support.produceAll(producer, (0..<10).map { ProducerRecord(topic: "recreated", partition: Int32($0 % 2), value: Support.bytes("v\($0)")) })
+        try await producer.close()
+        let consumer = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "before"), logger: Support.logger)
+        try await consumer.assign([TopicPartition(topic: "recreated", partition: 0): .beginning, TopicPartition(topic: "recreated", partition: 1): .beginning])
+        // What the group committed before the topic was recreated: far beyond its new end (5).
+        try await consumer.commit([TopicPartition(topic: "recreated", partition: 0): 120, TopicPartition(topic: "recreated", partition: 1): 3])
+        try await consumer.close()
+        let result = try Self.sluice(["lag", "--bootstrap-servers", cluster.bootstrapServers, "--group", "before", "--topic", "recreated"])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("recreated[0]: committed 120, high watermark 5, lag ? (committed offset is past the high watermark)"), "\(result.output)")
+        #expect(!result.output.contains("recreated[0]: committed 120, high watermark 5, lag 0"))
+        #expect(result.output.contains("recreated[1]: committed 3, high watermark 5, lag 2"))
+        #expect(result.output.contains("total lag 2 over 2 partition(s) (1 with lag ? not counted)"), "\(result.output)")
+        #expect(result.errors.contains("warning: group before committed offsets past the high watermark of recreated[0]"), "\(result.errors)")
+        #expect(result.errors.contains("truncated") && result.errors.contains("recreated"))
+    }
+
     @Test("export of a range that matches no record says so and exits 1, unless --allow-empty")
     func exportEmpty() async throws {
         let cluster = try Support.cluster(topics: ["quiet": 1])
