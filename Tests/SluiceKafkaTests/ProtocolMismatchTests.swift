@@ -2,7 +2,7 @@ import Foundation
 import InMemoryLogging
 import Logging
 import Sluice
-import SluiceKafka
+@testable import SluiceKafka
 import Testing
 
 #if canImport(Glibc)
@@ -102,5 +102,21 @@ struct ProtocolMismatchTests {
         #expect(text.contains("127.0.0.1:\(listener.port)"), "\(text)")
         #expect(text.contains("librdkafka \(KafkaLibrary.version)"), "\(text)")
         try? await consumer.close()
+    }
+
+    @Test("One failed handshake (a broker restarting mid-handshake) and unrelated lines give no error; a second failure after the timeout does")
+    func singleFailureIsNoDiagnosis() async throws {
+        let logs = InMemoryLogHandler()
+        let watch = RDKafkaConnectionWatch(
+            properties: ["bootstrap.servers": "kafka-1:9092", "socket.connection.setup.timeout.ms": "1000"], logger: Logger(label: "watch") { _ in logs })
+        #expect(watch.quietGap == .seconds(60))
+        watch.note("kafka-1:9092/1: Connect to ipv4#10.0.0.1:9092 failed: Connection refused")
+        watch.note("kafka-1:9092/1: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration")
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(logs.entries.isEmpty, "one failure is no pattern")
+        watch.note("kafka-1:9092/1: ApiVersionRequest failed: Local: Read underflow")
+        watch.note("kafka-1:9092/1: ApiVersionRequest failed: Local: Read underflow")
+        #expect(logs.entries.count == 1 && logs.entries.first?.level == .error)
+        #expect(logs.entries.first.map { "\($0.message)".contains("security.protocol (plaintext, the default)") } == true)
     }
 }

@@ -11,9 +11,16 @@ import Synchronization
 /// or so, forever. Those lines name the symptom, not the cause. Once such failures have gone on
 /// for the connection timeout (`socket.connection.setup.timeout.ms`, librdkafka's default 30 s),
 /// with at least two failed attempts, the watch logs one error saying what to check.
+///
+/// Failures count as one episode while each follows the one before within ``quietGap`` (twice
+/// the timeout, at least 60 s: librdkafka retries a failed handshake about every 30 s); after a
+/// longer quiet spell the next failure starts a new episode, so two unrelated hiccups a day apart
+/// (a broker restarting mid-handshake) are not taken for a client that cannot talk at all.
 final class RDKafkaConnectionWatch: Sendable {
     private struct State {
         var first: ContinuousClock.Instant?
+        var previous: ContinuousClock.Instant?
+        var episode = 0
         var failures = 0
         var last = ""
         var reported = false
@@ -21,6 +28,8 @@ final class RDKafkaConnectionWatch: Sendable {
 
     private let state = Mutex(State())
     private let timeoutMilliseconds: Int
+    /// The longest gap between two failures of one episode.
+    let quietGap: Duration
     private let servers: String
     private let securityProtocol: String
     private let logger: Logger
@@ -29,6 +38,7 @@ final class RDKafkaConnectionWatch: Sendable {
     init(properties: [String: String], logger: Logger) {
         let milliseconds = properties["socket.connection.setup.timeout.ms"].flatMap(Int64.init) ?? 30_000
         timeoutMilliseconds = Int(max(1, milliseconds))
+        quietGap = .milliseconds(max(2 * timeoutMilliseconds, 60_000))
         servers = properties["bootstrap.servers"] ?? properties["metadata.broker.list"] ?? "?"
         securityProtocol = properties["security.protocol"] ?? "plaintext, the default"
         self.logger = logger
@@ -45,21 +55,28 @@ final class RDKafkaConnectionWatch: Sendable {
     func note(_ text: String) {
         guard Self.isMismatch(text) else { return }
         let now = ContinuousClock.now
-        let (armTimer, report) = state.withLock { state -> (Bool, Bool) in
-            guard !state.reported else { return (false, false) }
+        let (armTimer, report, episode) = state.withLock { state -> (Bool, Bool, Int) in
+            guard !state.reported else { return (false, false, state.episode) }
+            if let previous = state.previous, now - previous > quietGap {
+                // A new episode: the earlier failures were a passing hiccup.
+                state.first = nil
+                state.failures = 0
+            }
+            state.previous = now
             state.failures += 1
             state.last = text
             guard let first = state.first else {
                 state.first = now
-                return (true, false)
+                state.episode += 1
+                return (true, false, state.episode)
             }
-            return (false, now - first >= .milliseconds(timeoutMilliseconds) && state.failures >= 2)
+            return (false, now - first >= .milliseconds(timeoutMilliseconds) && state.failures >= 2, state.episode)
         }
         if report { self.report() }
         if armTimer {
             // librdkafka may not retry for a while: look again when the timeout has passed.
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) { [weak self] in
-                guard let self, self.state.withLock({ !$0.reported && $0.failures >= 2 }) else { return }
+                guard let self, self.state.withLock({ !$0.reported && $0.episode == episode && $0.failures >= 2 }) else { return }
                 self.report()
             }
         }
