@@ -169,6 +169,28 @@ struct ReplayTests {
         #expect(summary.rendered.hasSuffix("result: WOULD DEAD-LETTER 7 (dry run, nothing written)"), "\(summary.rendered)")
     }
 
+    @Test("A source that fails (a contradicted timestamp lookup) fails the replay: the records before it have outcomes, and the summary names the error")
+    func sourceFailureInSummary() async throws {
+        let records = (0..<3).map { seq in
+            Record(topic: "t", partition: 0, offset: Offset(Int64(seq)), value: Pipeline.envelope(id: "f\(seq)", data: #"{"key":"k","seq":\#(seq)}"#))
+        }
+        let source = AsyncThrowingStream<[Record], any Error> { continuation in
+            continuation.yield(records)
+            continuation.finish(throwing: SluiceError(code: .replayTimestampLookupContradicted, message: "t[0]: the record at 7 is stamped …"))
+        }
+        let registry = try Pipeline.registry()
+        let calls = Calls()
+        let pipeline = EventPipeline(
+            configuration: ReplayRunner<SQLDedupeStore>.replayConfiguration(group: "live"), decoder: EnvelopeDecoder(registry: registry),
+            upcasters: try UpcasterChain(registry: registry), router: Self.router(calls), store: try await Self.store(),
+            deadLetterSink: RecordingDeadLetterSink(), logger: Support.logger)
+        let summary = await ReplayRunner(pipeline: pipeline, logger: Support.logger).run(source)
+        #expect(summary.handled == 3 && calls.all.count == 3)
+        #expect(summary.failure?.hasPrefix("REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED: t[0]") == true, "\(String(describing: summary.failure))")
+        #expect(!summary.isSuccess)
+        #expect(summary.rendered.contains("\n  stopped by an error: REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED: t[0]"), "\(summary.rendered)")
+    }
+
     @Test("A checkpoint lets an interrupted replay resume: records below it are not replayed again")
     func checkpointResume() async throws {
         let cluster = try Support.cluster(topics: ["resumed": 1])
