@@ -12,7 +12,9 @@ import Synchronization
 /// Kafka, no offsets stored for the group) or a snapshot file, runs them through the same decoder,
 /// lanes and handlers as `run`, shows progress per partition, and ends with a summary. The exit
 /// status is 1 when anything was (or, with `--dry-run`, would be) dead-lettered or left without
-/// an outcome, 0 otherwise.
+/// an outcome, when the source failed (a broker answer contradicted by the records read:
+/// `REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED`), or when no record matched the range unless
+/// `--allow-empty` was given; 0 otherwise.
 public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCommand {
     public static var configuration: CommandConfiguration {
         CommandConfiguration(
@@ -22,7 +24,8 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
                 Without --from-*/--to-*, every partition is replayed from its first retained record to the high \
                 watermark at start. --dedupe respect (default) skips events the group already processed; \
                 --dedupe reprocess runs the handlers again (they see context.isReplay). Nothing is committed to the \
-                group. Poison records go to the dead-letter topic as in `run` (none with --dry-run).
+                group. Poison records go to the dead-letter topic as in `run` (none with --dry-run). A replay that \
+                matches no record fails unless --allow-empty is given.
                 """)
     }
 
@@ -58,6 +61,9 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
 
     @Flag(name: .customLong("dry-run"), help: "Decode, validate and route; call no handler, write no dead letter.")
     var dryRun = false
+
+    @Flag(name: .customLong("allow-empty"), help: "Succeed when no record matches the range (by default that fails).")
+    var allowEmpty = false
 
     @Option(name: .customLong("snapshot"), help: "Replay this snapshot file (JSON Lines, as `sluice export` writes) instead of topics.")
     var snapshot: String?
@@ -148,6 +154,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             await reader.close()
         }
         summary.dryRun = dryRun
+        summary.requiresRecords = !allowEmpty
         try? await producer?.close()
         display.finish()
         print(summary.rendered)

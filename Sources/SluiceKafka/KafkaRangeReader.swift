@@ -13,11 +13,20 @@ import Sluice
 public final class KafkaRangeReader: Sendable {
     /// Per partition, the offsets to read: `lowerBound` first, `upperBound` excluded.
     public let ranges: [TopicPartition: Range<Offset>]
+    /// Per partition whose range was resolved from timestamps, what the broker answered and what
+    /// the records read must therefore look like (see ``TimestampLookupCheck``).
+    let checks: [TopicPartition: TimestampLookupCheck]
+    private let configuration: KafkaConsumerConfiguration
     private let consumer: KafkaConsumer
     private let logger: Logger
 
-    private init(ranges: [TopicPartition: Range<Offset>], consumer: KafkaConsumer, logger: Logger) {
+    private init(
+        ranges: [TopicPartition: Range<Offset>], checks: [TopicPartition: TimestampLookupCheck], configuration: KafkaConsumerConfiguration,
+        consumer: KafkaConsumer, logger: Logger
+    ) {
         self.ranges = ranges
+        self.checks = checks
+        self.configuration = configuration
         self.consumer = consumer
         self.logger = logger
     }
@@ -61,30 +70,99 @@ public final class KafkaRangeReader: Sendable {
             let endsByTime = endTimes.isEmpty ? [:] : try await consumer.offsets(forTimestamps: endTimes)
 
             var ranges: [TopicPartition: Range<Offset>] = [:]
+            var checks: [TopicPartition: TimestampLookupCheck] = [:]
             for partition in partitions {
                 let (low, high) = watermarks[partition]!
-                let start: Offset
-                switch plan.start(of: partition.partition) {
-                case .beginning: start = low
-                case .offset(let offset): start = max(offset, low)
-                case .timestamp: start = startsByTime[partition].flatMap { $0 == .end ? high : $0 } ?? high
-                }
-                let end: Offset
-                switch plan.end(of: partition.partition) {
-                case .highWatermark: end = high
-                case .offset(let offset): end = min(offset.next, high)
-                case .timestamp: end = endsByTime[partition].flatMap { $0 == .end ? high : min($0, high) } ?? high
-                }
-                ranges[partition] = start..<max(start, end)
+                let resolved = resolve(
+                    start: plan.start(of: partition.partition), end: plan.end(of: partition.partition), low: low, high: high,
+                    startAnswer: startsByTime[partition], endAnswer: endsByTime[partition])
+                ranges[partition] = resolved.range
+                checks[partition] = resolved.check
             }
-            let assignment = ranges.filter { !$0.value.isEmpty }.mapValues(\.lowerBound)
+            let reader = KafkaRangeReader(ranges: ranges, checks: checks, configuration: configuration, consumer: consumer, logger: logger)
+            let assignment = reader.fetchRanges.mapValues(\.lowerBound)
             if !assignment.isEmpty { try await consumer.assign(assignment) }
-            logger.debug("replay ranges resolved", metadata: ["ranges": "\(ranges)"])
-            return KafkaRangeReader(ranges: ranges, consumer: consumer, logger: logger)
+            logger.debug("replay ranges resolved", metadata: ["ranges": "\(ranges)", "checks": "\(checks)"])
+            return reader
         } catch {
             try? await consumer.close()
             throw error
         }
+    }
+
+    /// One partition's range from the plan, its watermarks and the broker's answers for its
+    /// timestamps (`startAnswer` for the start time, `endAnswer` for the millisecond after the
+    /// end time; `nil` where the plan does not use a timestamp), with the check of those answers.
+    static func resolve(
+        start planStart: ReplayStart, end planEnd: ReplayEnd, low: Offset, high: Offset, startAnswer: Offset?, endAnswer: Offset?
+    ) -> (range: Range<Offset>, check: TimestampLookupCheck?) {
+        var check = TimestampLookupCheck()
+        let start: Offset
+        switch planStart {
+        case .beginning: start = low
+        case .offset(let offset): start = max(offset, low)
+        case .timestamp(let date):
+            let answer = startAnswer ?? .end
+            check.start = .init(time: milliseconds(date), offset: answer)
+            start = answer == .end ? high : answer
+        }
+        let end: Offset
+        switch planEnd {
+        case .highWatermark: end = high
+        case .offset(let offset): end = min(offset.next, high)
+        case .timestamp(let date):
+            let answer = endAnswer ?? .end
+            check.end = .init(time: milliseconds(date), offset: answer)
+            end = answer == .end ? high : min(answer, high)
+        }
+        let range = start..<max(start, end)
+        guard check.start != nil || check.end != nil else { return (range, nil) }
+        if range.isEmpty {
+            // The broker says no record lies in the time range. One record is read to check it: the
+            // one it gave for the start (or, failing that, for the end), when the partition has it.
+            let probe = [check.start?.offset, check.end?.offset].compactMap { $0 }.first { $0 != .end && $0 >= low && $0 < high }
+            check.probe = probe.map { $0..<$0.next }
+        }
+        return (range, check)
+    }
+
+    /// Per partition, what is fetched: its range, or for an empty range resolved from timestamps,
+    /// the one record read to check the broker's answer.
+    var fetchRanges: [TopicPartition: Range<Offset>] {
+        Self.fetchRanges(ranges, checks: checks)
+    }
+
+    static func fetchRanges(
+        _ ranges: [TopicPartition: Range<Offset>], checks: [TopicPartition: TimestampLookupCheck]
+    ) -> [TopicPartition: Range<Offset>] {
+        var result = ranges.filter { !$0.value.isEmpty }
+        for (partition, check) in checks where result[partition] == nil {
+            if let probe = check.probe { result[partition] = probe }
+        }
+        return result
+    }
+
+    /// The partitions with something to read (records of their ranges, or a record that checks
+    /// the broker's answer for an empty one).
+    public var partitionsToRead: [TopicPartition] { fetchRanges.keys.sorted() }
+
+    /// A reader of `partitions` only, with the ranges and checks resolved here (nothing is asked
+    /// of the broker again): for reading partitions one after another. This reader may be closed
+    /// first.
+    public func reader(for partitions: [TopicPartition]) async throws -> KafkaRangeReader {
+        let wanted = Set(partitions)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        let reader = KafkaRangeReader(
+            ranges: ranges.filter { wanted.contains($0.key) }, checks: checks.filter { wanted.contains($0.key) },
+            configuration: configuration, consumer: consumer, logger: logger)
+        do {
+            let assignment = reader.fetchRanges.mapValues(\.lowerBound)
+            if !assignment.isEmpty { try await consumer.assign(assignment) }
+        } catch {
+            try? await consumer.close()
+            throw error
+        }
+        return reader
     }
 
     /// The records of ``ranges``, in batches; finishes when every partition reached its end.
@@ -97,12 +175,13 @@ public final class KafkaRangeReader: Sendable {
     /// record below it delivered: checked whenever no batch came for `idleCheckInterval`.
     public var batches: AsyncThrowingStream<[Record], any Error> {
         let ranges = self.ranges
+        let checks = self.checks
         let consumer = self.consumer
         let logger = self.logger
         return AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await Self.read(ranges, from: consumer, idleCheck: Self.idleCheckInterval, logger: logger) { continuation.yield($0) }
+                    try await Self.read(ranges, checks: checks, from: consumer, idleCheck: Self.idleCheckInterval, logger: logger) { continuation.yield($0) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -117,29 +196,36 @@ public final class KafkaRangeReader: Sendable {
 
     /// Hands `deliver` the records of `ranges` until every partition reached its end; returns
     /// early when the task is cancelled.
+    ///
+    /// Every record seen, delivered or not, is held against its partition's `checks`; the first
+    /// that contradicts the broker's answer stops the read with the error, before its batch is
+    /// delivered.
     static func read(
-        _ ranges: [TopicPartition: Range<Offset>], from consumer: some RangeReaderConsumer, idleCheck: Duration, logger: Logger,
-        deliver: ([Record]) -> Void
+        _ ranges: [TopicPartition: Range<Offset>], checks: [TopicPartition: TimestampLookupCheck] = [:],
+        from consumer: some RangeReaderConsumer, idleCheck: Duration, logger: Logger, deliver: ([Record]) -> Void
     ) async throws {
-        var pending = Set(ranges.filter { !$0.value.isEmpty }.keys)
+        let fetched = fetchRanges(ranges, checks: checks)
+        var pending = Set(fetched.keys)
         while !pending.isEmpty && !Task.isCancelled {
             switch try await nextBatch(of: consumer, within: idleCheck) {
             case .batch(let batch):
                 var finished: [TopicPartition] = []
-                let inRange = batch.filter { record in
-                    guard let range = ranges[record.topicPartition] else { return false }
+                var inRange: [Record] = []
+                for record in batch {
+                    try checks[record.topicPartition]?.verify(record)
+                    guard let range = fetched[record.topicPartition] else { continue }
                     // The last offset of the range read (or anything past it: compaction leaves gaps).
                     if record.offset.next >= range.upperBound, pending.remove(record.topicPartition) != nil {
                         finished.append(record.topicPartition)
                     }
-                    return range.contains(record.offset)
+                    if ranges[record.topicPartition]?.contains(record.offset) ?? false { inRange.append(record) }
                 }
                 if !inRange.isEmpty { deliver(inRange) }
                 // Nothing more is wanted from them: stop fetching what lies past their ends.
                 if !finished.isEmpty && !pending.isEmpty { await stopFetching(finished, from: consumer, logger: logger) }
             case .idle:
                 let positions = try await consumer.drainedPositions(Array(pending))
-                let reached = positions.filter { partition, position in ranges[partition].map { position >= $0.upperBound } ?? false }
+                let reached = positions.filter { partition, position in fetched[partition].map { position >= $0.upperBound } ?? false }
                 if !reached.isEmpty {
                     logger.debug(
                         "partitions read to ends that hold no record (transaction markers)",
@@ -199,6 +285,89 @@ public final class KafkaRangeReader: Sendable {
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000).rounded(.down)) }
+}
+
+/// What the broker answered when a range was resolved from timestamps, and the rule that records
+/// read from the partition must keep.
+///
+/// Kafka's contract for a by-timestamp lookup (ListOffsets, `offsetsForTimes`) is: the answer is
+/// the *earliest* offset whose timestamp is at or after the time asked for, or none. With
+/// `CreateTime` a partition's timestamps need not increase with its offsets, so a record past the
+/// answer may legitimately be stamped earlier than the time asked for; what the contract does
+/// guarantee, and what is checked, is:
+///
+/// - start (`--from-timestamp T`, answer `S`): the record **at** `S` is stamped at or after `T`.
+///   (Every record before `S` is stamped before `T` too, but reading `S - 1` would cost a fetch
+///   of its own, so that is not checked.)
+/// - end (`--to-timestamp T`: the lookup is for `T` + 1 ms, answer `E`): every record **before**
+///   `E` is stamped at or before `T` (so every record of the range is, whatever the order of its
+///   timestamps), and the record **at** `E`, when a fetch happens to bring it, is stamped after
+///   `T`. An answer of "none" means no record of the partition is stamped after `T`.
+/// - a range that comes out empty (the broker says no record lies in the time range) is checked by
+///   reading the one record at `S` (or, when the start was not a timestamp, at `E`).
+///
+/// A record without a timestamp is not checked. A record that breaks a rule stops the read with
+/// `SluiceError/Code/replayTimestampLookupContradicted`: the range resolved from such an answer
+/// is not the one asked for, and must not be processed as if it were.
+struct TimestampLookupCheck: Sendable, Hashable, CustomStringConvertible {
+    /// A time (milliseconds since the epoch) and the offset the broker answered for it
+    /// (``Offset/end`` for "none").
+    struct Answer: Sendable, Hashable {
+        var time: Int64
+        var offset: Offset
+    }
+
+    /// `--from-timestamp`, and the broker's first offset stamped at or after it.
+    var start: Answer?
+    /// `--to-timestamp` (inclusive), and the broker's first offset stamped after it.
+    var end: Answer?
+    /// For a range that came out empty: the one offset read to check the answer.
+    var probe: Range<Offset>?
+
+    var description: String {
+        "start \(start.map { "\($0.time)→\($0.offset.rawValue)" } ?? "-"), end \(end.map { "\($0.time)→\($0.offset.rawValue)" } ?? "-")"
+    }
+
+    /// Throws when `record` contradicts the broker's answers.
+    func verify(_ record: Record) throws(SluiceError) {
+        guard let stamped = record.timestamp?.milliseconds else { return }
+        let partition = record.topicPartition
+        if let start, record.offset == start.offset, stamped < start.time {
+            throw Self.contradicted(
+                "\(partition): for --from-timestamp \(Self.text(start.time)) the broker gave offset \(start.offset.rawValue) "
+                    + "(the first record stamped at or after it), but the record at \(record.offset.rawValue) is stamped "
+                    + "\(Self.text(stamped)), before it")
+        }
+        if let end {
+            let before = end.offset == .end || record.offset < end.offset
+            if before, stamped > end.time {
+                let answer = end.offset == .end ? "no record stamped after it" : "offset \(end.offset.rawValue) as the first record stamped after it"
+                throw Self.contradicted(
+                    "\(partition): for --to-timestamp \(Self.text(end.time)) the broker gave \(answer), but the record at "
+                        + "\(record.offset.rawValue) is stamped \(Self.text(stamped)), after it")
+            }
+            if record.offset == end.offset, stamped <= end.time {
+                throw Self.contradicted(
+                    "\(partition): for --to-timestamp \(Self.text(end.time)) the broker gave offset \(end.offset.rawValue) "
+                        + "(the first record stamped after it), but the record at \(record.offset.rawValue) is stamped "
+                        + "\(Self.text(stamped)), not after it")
+            }
+        }
+    }
+
+    private static func contradicted(_ what: String) -> SluiceError {
+        SluiceError(
+            code: .replayTimestampLookupContradicted,
+            message: what + "; the broker's by-timestamp lookup (ListOffsets) cannot be trusted here: "
+                + "replay or export by --from-offset/--to-offset instead")
+    }
+
+    /// `2026-11-22T10:00:00.250Z (1795000000250 ms)`.
+    static func text(_ milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return "\(formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1_000))) (\(milliseconds) ms)"
+    }
 }
 
 /// What ``KafkaRangeReader`` needs of its consumer (``KafkaConsumer``; a seam for tests of the

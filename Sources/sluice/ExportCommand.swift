@@ -8,10 +8,14 @@ struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write a topic's records (a range of them) to a snapshot file: JSON Lines, partition then offset order.",
-        discussion: "Without range options: every partition from its first retained record to the high watermark at start.")
+        discussion: """
+            Without range options: every partition from its first retained record to the high watermark at start. \
+            An export that matches no record writes an empty file and exits 1, unless --allow-empty is given.
+            """)
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var range: RangeOptions
+    @OptionGroup var empty: EmptyRangeOption
 
     @Option(help: "The topic to export.") var topic: String
     @Option(help: "The snapshot file to write; - for standard output.") var output: String = "-"
@@ -28,5 +32,9 @@ struct ExportCommand: AsyncParsableCommand {
         out.close()
         let described = ranges.sorted { $0.key < $1.key }.map { "\($0.key.partition):\($0.value.lowerBound.rawValue)..<\($0.value.upperBound.rawValue)" }
         FileHandle.standardError.write(Data("exported \(count) records of \(topic) (\(described.joined(separator: " ")))\n".utf8))
+        if count == 0 {
+            FileHandle.standardError.write(Data("no record matched the range\(empty.allowEmpty ? "" : "; --allow-empty accepts that")\n".utf8))
+            if !empty.allowEmpty { throw ExitCode(1) }
+        }
     }
 }

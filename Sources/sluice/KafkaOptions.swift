@@ -68,20 +68,18 @@ struct RangeOptions: ParsableArguments {
 
 /// Reads a range of a topic, one partition after another (so output is in partition, then
 /// offset order), handing each partition's records to `body` in batches.
+///
+/// The ranges are resolved once, at the start (the end pinned to what it was then, whatever
+/// arrives meanwhile); the records of each partition are checked against the broker's answers
+/// for timestamps as they are read (`REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED`).
 func readRange(
     _ kafka: KafkaOptions, topic: String, plan: ReplayPlan, logger: Logger, _ body: ([Record]) throws -> Void
 ) async throws -> [TopicPartition: Range<Offset>] {
-    let probe = try await KafkaRangeReader.open(bootstrapServers: kafka.servers, topics: [topic], plan: plan, properties: kafka.librdkafka, logger: logger)
-    let ranges = probe.ranges
-    await probe.close()
-    for partition in ranges.keys.sorted() where !(ranges[partition]?.isEmpty ?? true) {
-        var single = plan
-        single.partitions = [partition.partition]
-        // The end is pinned to what was resolved at the start, whatever arrives meanwhile.
-        single.endOffsets[partition.partition] = Offset(ranges[partition]!.upperBound.rawValue - 1)
-        single.startOffsets[partition.partition] = ranges[partition]!.lowerBound
-        let reader = try await KafkaRangeReader.open(
-            bootstrapServers: kafka.servers, topics: [topic], plan: single, properties: kafka.librdkafka, logger: logger)
+    let resolved = try await KafkaRangeReader.open(
+        bootstrapServers: kafka.servers, topics: [topic], plan: plan, properties: kafka.librdkafka, logger: logger)
+    await resolved.close()
+    for partition in resolved.partitionsToRead {
+        let reader = try await resolved.reader(for: [partition])
         do {
             for try await batch in reader.batches { try body(batch) }
         } catch {
@@ -90,7 +88,13 @@ func readRange(
         }
         await reader.close()
     }
-    return ranges
+    return resolved.ranges
+}
+
+/// `--allow-empty`, for the commands that fail when a range matched no record.
+struct EmptyRangeOption: ParsableArguments {
+    @Flag(name: .customLong("allow-empty"), help: "Succeed when no record matches the range (by default that fails).")
+    var allowEmpty = false
 }
 
 /// Writes text to a file or standard output.

@@ -8,7 +8,11 @@ struct LagCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lag",
         abstract: "A consumer group's committed offsets, the high watermarks, and the lag per partition.",
-        discussion: "Without --topic, every topic the cluster lists is checked and those the group committed to are shown.")
+        discussion: """
+            Without --topic, every topic the cluster lists is checked and those the group committed to are shown. \
+            A committed offset above the high watermark is shown as `lag ?` with a warning (the topic was truncated \
+            or recreated, or the broker's answer is wrong) and is left out of the total.
+            """)
 
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "The consumer group.") var group: String
@@ -31,17 +35,39 @@ struct LagCommand: AsyncParsableCommand {
         let committed = try await consumer.committedOffsets(for: partitions)
         var total: Int64 = 0
         var shown = 0
+        var beyond: [TopicPartition] = []
         print("group \(group)")
         for partition in partitions.sorted() {
             let offset = committed[partition] ?? .invalid
             if topic.isEmpty && !offset.isConcrete { continue }
             let (_, high) = try await consumer.watermarks(for: partition)
-            let lag = offset.isConcrete ? max(0, high.rawValue - offset.rawValue) : high.rawValue
-            total += lag
             shown += 1
-            print("  \(partition): committed \(offset.isConcrete ? String(offset.rawValue) : "none"), high watermark \(high.rawValue), lag \(lag)")
+            let committedText = offset.isConcrete ? String(offset.rawValue) : "none"
+            if offset.isConcrete && offset > high {
+                // No lag can be computed: the commit points past the partition's end. The records
+                // it counted are gone (the topic was truncated or deleted and recreated), or the
+                // broker's watermark is wrong. Either way it is not "lag 0".
+                beyond.append(partition)
+                print("  \(partition): committed \(committedText), high watermark \(high.rawValue), lag ? (committed offset is past the high watermark)")
+                continue
+            }
+            let lag = offset.isConcrete ? high.rawValue - offset.rawValue : high.rawValue
+            total += lag
+            print("  \(partition): committed \(committedText), high watermark \(high.rawValue), lag \(lag)")
         }
         try? await consumer.close()
-        print("total lag \(total) over \(shown) partition(s)")
+        let unknown = beyond.isEmpty ? "" : " (\(beyond.count) with lag ? not counted)"
+        print("total lag \(total) over \(shown) partition(s)\(unknown)")
+        if !beyond.isEmpty {
+            let names = beyond.map(\.description).joined(separator: ", ")
+            FileHandle.standardError.write(Data("""
+                warning: group \(group) committed offsets past the high watermark of \(names): the topic was probably \
+                truncated (records deleted) or deleted and recreated, or the broker reports a wrong high watermark. \
+                A consumer of the group resuming there finds its offset out of range and starts where \
+                auto.offset.reset says (records may be skipped or read twice); check the topic, and reset the group's \
+                offsets deliberately.
+
+                """.utf8))
+        }
     }
 }

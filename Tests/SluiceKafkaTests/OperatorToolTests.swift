@@ -176,6 +176,48 @@ struct OperatorToolTests {
         #expect(result.output.contains("lagging[1]: committed 15, high watermark 15, lag 0"))
         #expect(result.output.contains("total lag 5"))
     }
+
+    @Test("lag flags a committed offset above the high watermark (a truncated or recreated topic) as lag ?, with a warning, and leaves it out of the total")
+    func lagPastHighWatermark() async throws {
+        let cluster = try Support.cluster(topics: ["recreated": 2])
+        let producer = try Support.producer(cluster)
+        _ = try await Support.produceAll(producer, (0..<10).map { ProducerRecord(topic: "recreated", partition: Int32($0 % 2), value: Support.bytes("v\($0)")) })
+        try await producer.close()
+        let consumer = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "before"), logger: Support.logger)
+        try await consumer.assign([TopicPartition(topic: "recreated", partition: 0): .beginning, TopicPartition(topic: "recreated", partition: 1): .beginning])
+        // What the group committed before the topic was recreated: far beyond its new end (5).
+        try await consumer.commit([TopicPartition(topic: "recreated", partition: 0): 120, TopicPartition(topic: "recreated", partition: 1): 3])
+        try await consumer.close()
+        let result = try Self.sluice(["lag", "--bootstrap-servers", cluster.bootstrapServers, "--group", "before", "--topic", "recreated"])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("recreated[0]: committed 120, high watermark 5, lag ? (committed offset is past the high watermark)"), "\(result.output)")
+        #expect(!result.output.contains("recreated[0]: committed 120, high watermark 5, lag 0"))
+        #expect(result.output.contains("recreated[1]: committed 3, high watermark 5, lag 2"))
+        #expect(result.output.contains("total lag 2 over 2 partition(s) (1 with lag ? not counted)"), "\(result.output)")
+        #expect(result.errors.contains("warning: group before committed offsets past the high watermark of recreated[0]"), "\(result.errors)")
+        #expect(result.errors.contains("truncated") && result.errors.contains("recreated"))
+    }
+
+    @Test("export of a range that matches no record says so and exits 1, unless --allow-empty")
+    func exportEmpty() async throws {
+        let cluster = try Support.cluster(topics: ["quiet": 1])
+        let producer = try Support.producer(cluster)
+        _ = try await Support.produceAll(producer, (0..<3).map { ProducerRecord(topic: "quiet", partition: 0, value: Support.bytes("v\($0)")) })
+        try await producer.close()
+        let window = ["--from-timestamp", "2031-01-01T00:00:00Z", "--to-timestamp", "2031-01-02T00:00:00Z"]
+        let output = Self.temporaryFile("empty.jsonl")
+        let refused = try Self.sluice(["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output] + window)
+        #expect(refused.status == 1, "\(refused.errors)")
+        #expect(refused.errors.contains("exported 0 records of quiet"), "\(refused.errors)")
+        #expect(refused.errors.contains("no record matched the range; --allow-empty accepts that"), "\(refused.errors)")
+        let allowed = try Self.sluice(
+            ["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output, "--allow-empty"] + window)
+        #expect(allowed.status == 0, "\(allowed.errors)")
+        #expect(allowed.errors.contains("no record matched the range") && !allowed.errors.contains("--allow-empty accepts"))
+        #expect(try String(contentsOfFile: output, encoding: .utf8).isEmpty)
+        let all = try Self.sluice(["export", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "quiet", "--output", output])
+        #expect(all.status == 0 && all.errors.contains("exported 3 records"), "\(all.errors)")
+    }
 }
 
 @Suite("SluiceTesting's broker fixture")

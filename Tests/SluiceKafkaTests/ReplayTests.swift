@@ -165,7 +165,30 @@ struct ReplayTests {
             "ENVELOPE_NOT_JSON": 2, "SCHEMA_VERSION_UNSUPPORTED": 1, "PAYLOAD_SCHEMA_VIOLATION": 3, "EVENT_TYPE_UNKNOWN": 1,
         ])
         #expect(!summary.isSuccess)
-        #expect(summary.rendered.contains("dead-lettered PAYLOAD_SCHEMA_VIOLATION: 3"))
+        #expect(summary.rendered.contains("\n  would be dead-lettered PAYLOAD_SCHEMA_VIOLATION: 3\n"))
+        #expect(summary.rendered.hasSuffix("result: WOULD DEAD-LETTER 7 (dry run, nothing written)"), "\(summary.rendered)")
+    }
+
+    @Test("A source that fails (a contradicted timestamp lookup) fails the replay: the records before it have outcomes, and the summary names the error")
+    func sourceFailureInSummary() async throws {
+        let records = (0..<3).map { seq in
+            Record(topic: "t", partition: 0, offset: Offset(Int64(seq)), value: Pipeline.envelope(id: "f\(seq)", data: #"{"key":"k","seq":\#(seq)}"#))
+        }
+        let source = AsyncThrowingStream<[Record], any Error> { continuation in
+            continuation.yield(records)
+            continuation.finish(throwing: SluiceError(code: .replayTimestampLookupContradicted, message: "t[0]: the record at 7 is stamped …"))
+        }
+        let registry = try Pipeline.registry()
+        let calls = Calls()
+        let pipeline = EventPipeline(
+            configuration: ReplayRunner<SQLDedupeStore>.replayConfiguration(group: "live"), decoder: EnvelopeDecoder(registry: registry),
+            upcasters: try UpcasterChain(registry: registry), router: Self.router(calls), store: try await Self.store(),
+            deadLetterSink: RecordingDeadLetterSink(), logger: Support.logger)
+        let summary = await ReplayRunner(pipeline: pipeline, logger: Support.logger).run(source)
+        #expect(summary.handled == 3 && calls.all.count == 3)
+        #expect(summary.failure?.hasPrefix("REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED: t[0]") == true, "\(String(describing: summary.failure))")
+        #expect(!summary.isSuccess)
+        #expect(summary.rendered.contains("\n  stopped by an error: REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED: t[0]"), "\(summary.rendered)")
     }
 
     @Test("A checkpoint lets an interrupted replay resume: records below it are not replayed again")
@@ -183,7 +206,7 @@ struct ReplayTests {
         #expect(try ReplayCheckpoint.load(from: path).positions[TopicPartition(topic: "resumed", partition: 0)] == 40)
     }
 
-    @Test("The replay command: progress on stderr, the summary on stdout, exit status 1 when records would be dead-lettered")
+    @Test("The replay command: progress on stderr, the summary on stdout, exit status 1 when records would be dead-lettered or none matched (unless --allow-empty)")
     func replayCommand() async throws {
         let cluster = try Support.cluster(topics: ["cli": 1])
         let producer = try Support.producer(cluster)
@@ -214,13 +237,23 @@ struct ReplayTests {
         }
         let dry = try run(["--dry-run"])
         #expect(dry.status == 1)
-        #expect(dry.output.contains("3 routed (dry run, no handler called)"))
-        #expect(dry.output.contains("dead-lettered ENVELOPE_NOT_JSON: 1"))
+        #expect(dry.output.contains("3 would be handled"), "\(dry.output)")
+        #expect(dry.output.contains("would be dead-lettered ENVELOPE_NOT_JSON: 1"))
+        #expect(dry.output.contains("result: WOULD DEAD-LETTER 1 (dry run, nothing written)"))
+        #expect(!dry.output.contains("FAILED"), "nothing was written, nothing failed")
         let good3 = try run(["--to-offset", "0:2"])
         #expect(good3.status == 0, "\(good3.output)")
         #expect(good3.output.contains("3 handled") && good3.output.contains("result: OK"))
         let again = try run(["--to-offset", "0:2"])
         #expect(again.output.contains("0 handled") && again.output.contains("3 skipped as duplicates"))
+        // A window after every record: nothing matches, which fails unless --allow-empty.
+        let window = ["--from-timestamp", "2031-01-01T00:00:00Z", "--to-timestamp", "2031-01-02T00:00:00Z"]
+        let empty = try run(window)
+        #expect(empty.status == 1, "\(empty.output)")
+        #expect(empty.output.contains("no record matched the range") && empty.output.contains("result: EMPTY"), "\(empty.output)")
+        let allowed = try run(window + ["--allow-empty"])
+        #expect(allowed.status == 0, "\(allowed.output)")
+        #expect(allowed.output.contains("no record matched the range") && allowed.output.hasSuffix("result: OK\n"), "\(allowed.output)")
     }
 
     @Test("replay --snapshot checks the whole file first: a partition going back in offsets stops it with the line number and nothing handled")

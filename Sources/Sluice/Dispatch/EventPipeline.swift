@@ -78,6 +78,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     }
 
     private let configuration: Configuration
+    /// Whether the pipeline only routes (``Configuration/dryRun``): a replay's summary says so.
+    var isDryRun: Bool { configuration.dryRun }
     private let decoder: EnvelopeDecoder
     private let upcasters: UpcasterChain
     private let router: EventRouter<Store.Transaction>

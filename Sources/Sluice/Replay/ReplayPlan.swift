@@ -163,4 +163,7 @@ extension RecordTimestamp {
 extension SluiceError.Code {
     /// A replay's range or source is malformed or contradictory.
     public static let replayPlanInvalid: Self = "REPLAY_PLAN_INVALID"
+    /// The broker's answer to a by-timestamp offset lookup is contradicted by the records read:
+    /// the range resolved from it is not the one asked for.
+    public static let replayTimestampLookupContradicted: Self = "REPLAY_TIMESTAMP_LOOKUP_CONTRADICTED"
 }

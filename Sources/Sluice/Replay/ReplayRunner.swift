@@ -54,7 +54,8 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
     ///   - ends: Per partition, the offset after the last record to replay, for progress.
     ///   - progress: Called every ``Configuration/progressInterval`` and once at the end.
     /// - Returns: The summary; `interrupted` when the task was cancelled or the source failed
-    ///   (the source's error is logged; records read before it have their outcomes).
+    ///   (the source's error is logged and kept in ``ReplaySummary/failure``; records read before
+    ///   it have their outcomes).
     public func run<Source: AsyncSequence>(
         _ source: Source, ends: [TopicPartition: Offset] = [:], progress: (@Sendable (ReplayProgress) -> Void)? = nil
     ) async -> ReplaySummary where Source.Element == [Record] {
@@ -93,6 +94,8 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
             }
         }
         var interrupted = false
+        var failure: String?
+        var passedOver = 0
         var assigned = Set<TopicPartition>()
         do {
             for try await batch in source {
@@ -101,6 +104,7 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
                     break
                 }
                 let fresh = batch.filter { !resumedFrom.covers($0) }
+                passedOver += batch.count - fresh.count
                 let partitions = Set(fresh.map(\.topicPartition)).subtracting(assigned)
                 if !partitions.isEmpty {
                     dispatcher.assign(Array(partitions))
@@ -115,6 +119,7 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
         } catch {
             logger.error("the replay's source failed", metadata: ["error": "\(error)"])
             interrupted = true
+            failure = "\(error)"
         }
         if Task.isCancelled { interrupted = true }
         // Finish what was read; an interrupted replay stops lanes after their in-flight records.
@@ -124,6 +129,9 @@ public struct ReplayRunner<Store: DedupeStore>: Sendable {
         reporter.report(final: true)
         var summary = tally.summary.withLock { $0 }
         summary.interrupted = interrupted
+        summary.failure = failure
+        summary.dryRun = pipeline.isDryRun
+        summary.alreadyReplayed = passedOver
         return summary
     }
 }

@@ -8,7 +8,7 @@ public struct ReplaySummary: Sendable, Hashable {
         public var last: Offset?
         /// Records read (every outcome).
         public var read = 0
-        /// Records whose handlers ran and committed (routed, in a dry run).
+        /// Records whose handlers ran and committed (that would be handled, in a dry run: routed).
         public var handled = 0
         /// Records skipped because their event was processed before.
         public var duplicates = 0
@@ -46,6 +46,13 @@ public struct ReplaySummary: Sendable, Hashable {
     public var interrupted = false
     /// Whether handlers were not called (`--dry-run`).
     public var dryRun = false
+    /// Records of the source passed over because the checkpoint covers them (replayed before).
+    public var alreadyReplayed = 0
+    /// The error that stopped the source, if one did (``interrupted`` is then set too).
+    public var failure: String?
+    /// Whether a replay that matched no record fails (the replay command without
+    /// `--allow-empty`). Default: `false`, an empty replay succeeds.
+    public var requiresRecords = false
 
     public init() {}
 
@@ -72,26 +79,61 @@ public struct ReplaySummary: Sendable, Hashable {
     /// Records left without an outcome, in all.
     public var abandoned: Int { partitions.values.reduce(0) { $0 + $1.abandoned } }
 
-    /// Whether everything read reached an outcome and nothing was (or would be) dead-lettered.
-    public var isSuccess: Bool { deadLettered == 0 && abandoned == 0 && !interrupted }
+    /// Whether no record matched: nothing was read, none was passed over for the checkpoint, and
+    /// the replay was not cut short.
+    public var matchedNothing: Bool { read == 0 && alreadyReplayed == 0 && !interrupted }
 
-    /// The closing summary for a person: totals, dead letters by code, then one line per partition.
+    /// Whether everything read reached an outcome, nothing was (or would be) dead-lettered, the
+    /// source did not fail, and, when ``requiresRecords`` is set, some record matched.
+    public var isSuccess: Bool {
+        deadLettered == 0 && abandoned == 0 && !interrupted && failure == nil && !(requiresRecords && matchedNothing)
+    }
+
+    /// The closing summary for a person: totals, dead letters by code, then one line per partition,
+    /// and the result.
+    ///
+    /// A dry run's summary says what *would* happen (`would be handled`, `would be dead-lettered`)
+    /// and ends with its own result line: `result: OK (dry run, nothing written)`, or
+    /// `result: WOULD DEAD-LETTER n (dry run, nothing written)`, or `INCOMPLETE`/`EMPTY` in the
+    /// same form.
     public var rendered: String {
         var lines: [String] = []
-        let verb = dryRun ? "routed (dry run, no handler called)" : "handled"
-        lines.append("replay \(interrupted ? "INTERRUPTED" : "finished"): \(read) records read, \(handled) \(verb), \(duplicates) skipped as duplicates, \(skipped) skipped by policy, \(deadLettered) \(dryRun ? "would be dead-lettered" : "dead-lettered")\(abandoned > 0 ? ", \(abandoned) without outcome" : "")")
+        let handledWord = dryRun ? "would be handled" : "handled"
+        let deadLetteredWord = dryRun ? "would be dead-lettered" : "dead-lettered"
+        let state = (interrupted ? "INTERRUPTED" : "finished") + (dryRun ? " (dry run, nothing written)" : "")
+        lines.append("replay \(state): \(read) records read, \(handled) \(handledWord), \(duplicates) skipped as duplicates, \(skipped) skipped by policy, \(deadLettered) \(deadLetteredWord)\(abandoned > 0 ? ", \(abandoned) without outcome" : "")")
         for (code, count) in deadLetteredByCode.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            lines.append("  dead-lettered \(code): \(count)")
+            lines.append("  \(deadLetteredWord) \(code): \(count)")
         }
         for (code, count) in skippedByCode.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             lines.append("  skipped \(code): \(count)")
         }
         for (partition, summary) in partitions.sorted(by: { $0.key < $1.key }) {
             let range = summary.first.map { "offsets \($0.rawValue)…\(summary.last!.rawValue)" } ?? "no records"
-            lines.append("  \(partition): \(range): \(summary.read) read, \(summary.handled) handled, \(summary.duplicates) duplicates, \(summary.skipped) skipped, \(summary.deadLettered) dead-lettered")
+            lines.append("  \(partition): \(range): \(summary.read) read, \(summary.handled) \(handledWord), \(summary.duplicates) duplicates, \(summary.skipped) skipped, \(summary.deadLettered) \(deadLetteredWord)")
         }
-        lines.append(isSuccess ? "result: OK" : "result: FAILED (\(deadLettered) dead-lettered, \(abandoned) without outcome\(interrupted ? ", interrupted" : ""))")
+        if alreadyReplayed > 0 { lines.append("  \(alreadyReplayed) records passed over: the checkpoint covers them") }
+        if matchedNothing { lines.append("  no record matched the range") }
+        if let failure { lines.append("  stopped by an error: \(failure)") }
+        lines.append("result: " + (dryRun ? dryRunResult : liveResult))
         return lines.joined(separator: "\n")
+    }
+
+    private var emptyResult: String { "EMPTY (no record matched; --allow-empty accepts that)" }
+
+    private var liveResult: String {
+        if requiresRecords && matchedNothing { return emptyResult }
+        return isSuccess ? "OK" : "FAILED (\(deadLettered) dead-lettered, \(abandoned) without outcome\(interrupted ? ", interrupted" : ""))"
+    }
+
+    private var dryRunResult: String {
+        var parts: [String] = []
+        if deadLettered > 0 { parts.append("WOULD DEAD-LETTER \(deadLettered)") }
+        if abandoned > 0 || interrupted || failure != nil {
+            parts.append("INCOMPLETE (\(abandoned) without outcome\(interrupted ? ", interrupted" : ""))")
+        }
+        if requiresRecords && matchedNothing { parts.append(emptyResult) }
+        return (parts.isEmpty ? "OK" : parts.joined(separator: ", ")) + " (dry run, nothing written)"
     }
 }
 

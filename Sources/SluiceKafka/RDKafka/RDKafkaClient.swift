@@ -21,13 +21,17 @@ final class RDKafkaCallbacks: Sendable {
     let onRebalance: (@Sendable (RDKafkaRebalanceEvent) -> [TopicPartition: Offset])?
     /// Called for errors librdkafka reports outside of any request (`error_cb`).
     let onError: (@Sendable (KafkaError) -> Void)?
+    /// Turns endless handshake warnings into one error that says what to check.
+    let connectionWatch: RDKafkaConnectionWatch
 
     init(
         logger: Logger,
         redactor: SecretRedactor,
         onRebalance: (@Sendable (RDKafkaRebalanceEvent) -> [TopicPartition: Offset])?,
-        onError: (@Sendable (KafkaError) -> Void)?
+        onError: (@Sendable (KafkaError) -> Void)?,
+        connectionWatch: RDKafkaConnectionWatch
     ) {
+        self.connectionWatch = connectionWatch
         self.logger = logger
         self.redactor = redactor
         self.onRebalance = onRebalance
@@ -78,7 +82,8 @@ final class RDKafkaClient: @unchecked Sendable {
         try RDKafkaClient.checkLibraryVersion()
         let redactor = SecretRedactor(properties: properties)
         let callbacks = RDKafkaCallbacks(
-            logger: logger, redactor: redactor, onRebalance: onRebalance, onError: onError)
+            logger: logger, redactor: redactor, onRebalance: onRebalance, onError: onError,
+            connectionWatch: RDKafkaConnectionWatch(properties: properties, logger: logger))
 
         guard let conf = rd_kafka_conf_new() else {
             throw KafkaError.failure("rd_kafka_conf_new failed (out of memory)")
@@ -244,6 +249,9 @@ private let rdKafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePoi
     callbacks.logger.log(
         level: logLevel, "\(message)",
         metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
+    // Log lines, not error callbacks: every client logs (nobody polls an admin client for errors),
+    // and each failed attempt is logged once.
+    if level <= 6 { callbacks.connectionWatch.note(message) }
 }
 
 private let rdKafkaErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
