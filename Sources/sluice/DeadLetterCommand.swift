@@ -204,7 +204,14 @@ struct DeadLetterCommand: AsyncParsableCommand {
             }
             var failed = refused
             if !dryRun && !resolved.isEmpty {
-                let producer = try kafka.producer(logger: logger)
+                // Originals copied from their source topics can be larger than librdkafka's default
+                // limit (which is why they were stubbed): the source topic took them, so let them through.
+                let largest = resolved.map { letter in
+                    let record = letter.record
+                    return (record.key?.count ?? 0) + (record.value?.count ?? 0)
+                        + record.headers.reduce(0) { $0 + 10 + $1.name.utf8.count + ($1.value?.count ?? 0) } + 1_024
+                }.max() ?? 0
+                let producer = try kafka.producer(logger: logger, fitting: largest)
                 // In dead-letter order: records re-driven to one partition keep their order.
                 for ((_, record), result) in zip(resolved, await producer.send(resolved.map(\.record))) {
                     if case .failure(let error) = result {

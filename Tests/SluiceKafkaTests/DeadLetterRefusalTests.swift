@@ -179,8 +179,50 @@ struct DeadLetterRefusalBrokerTests {
         try await producer.close()
     }
 
-    @Test("A broker refusing the letter as too large (RECORD_LIST_TOO_LARGE, its limit unknown): a stub with an empty value, key and headers kept; the partition goes on")
-    func brokerRefusalStub() async throws {
+    @Test("A record over librdkafka's default message.max.bytes (1 MB) meets a dead-letter producer left at the default: a stub of about 1 MB; dlq redrive lets the 1.5 MB original through its own producer")
+    func overDefaultLimit() async throws {
+        let cluster = try Support.cluster(topics: ["huge": 1, "huge.DLT": 1])
+        let producer = try Support.producer(cluster) { $0.properties["message.max.bytes"] = "2000000" }
+        let original: [UInt8] = (0..<1_500_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        try await Support.produceAll(producer, [
+            ProducerRecord(topic: "huge", partition: 0, key: Support.bytes("order-3"), value: original),
+            ProducerRecord(topic: "huge", partition: 0, value: Pipeline.envelope(id: "h1", data: #"{"key":"k","seq":1}"#)),
+        ])
+        let handled = Handled()
+        let deadLetterProducer = try Support.producer(cluster)
+        let running = Pipeline.Running(try Pipeline.consumer(
+            cluster: cluster, group: "huge", topics: ["huge"], store: InMemoryDedupeStore(), router: Self.router(handled),
+            deadLetterProducer: deadLetterProducer))
+        let reader = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: "huge"), logger: Support.logger)
+        let partition = TopicPartition(topic: "huge", partition: 0)
+        try await Support.eventually("the partition to go on past the huge record", timeout: .seconds(60)) {
+            try await reader.committedOffsets(for: [partition])[partition] == Offset(2)
+        }
+        try await running.stop()
+        try await reader.close()
+        #expect(handled.all == [1])
+        let stub = try #require(try await Self.deadLetters(cluster, "huge.DLT", count: 1).first)
+        #expect(Self.text(stub, DeadLetterHeader.errorCode) == "ENVELOPE_TOO_LARGE")
+        #expect(Self.text(stub, DeadLetterHeader.valueSize) == "1500000")
+        #expect((stub.value?.count ?? 0) > 990_000 && (stub.value?.count ?? 0) < 1_000_000)
+
+        let redrive = try OperatorToolTests.sluice(["dlq", "redrive", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "huge.DLT"])
+        #expect(redrive.status == 0, "\(redrive.errors)")
+        #expect(redrive.output.contains("re-drove 1 record(s); 0 left (other codes); 0 failed"))
+        let probe = try KafkaConsumer(configuration: Support.consumerConfiguration(cluster, group: nil), logger: Support.logger)
+        try await probe.assign([partition: Offset(2)])
+        let redriven = try await Support.collect(from: probe, what: "the re-driven original") { !$0.isEmpty }
+        try await probe.close()
+        #expect(redriven.first?.value == original, "byte-exact")
+        #expect(redriven.first?.key == Support.bytes("order-3"))
+        try await deadLetterProducer.close()
+        try await producer.close()
+    }
+
+    @Test(
+        "A broker refusing the letter as too large (its limit unknown): a stub with an empty value, key and headers kept; the partition goes on",
+        arguments: [KafkaBrokerError.recordListTooLarge, KafkaBrokerError(rawValue: 10)])  // 10: MSG_SIZE_TOO_LARGE
+    func brokerRefusalStub(_ refusal: KafkaBrokerError) async throws {
         let cluster = try Support.cluster(topics: ["wide": 1, "wide.DLT": 1])
         let producer = try Support.producer(cluster)
         let original: [UInt8] = Array(repeating: 0xFE, count: 2_000)
@@ -190,7 +232,7 @@ struct DeadLetterRefusalBrokerTests {
         ])
         let handled = Handled()
         let deadLetterProducer = try Support.producer(cluster)
-        cluster.injectErrors([.recordListTooLarge], into: .produce)
+        cluster.injectErrors([refusal], into: .produce)
         let running = Pipeline.Running(try Pipeline.consumer(
             cluster: cluster, group: "wide", topics: ["wide"], store: InMemoryDedupeStore(), router: Self.router(handled),
             deadLetterProducer: deadLetterProducer))
