@@ -29,9 +29,14 @@ struct KafkaOptions: ParsableArguments {
         return result
     }
 
-    func producer(logger: Logger) throws -> KafkaProducer {
+    /// A producer with these options; `fitting` (bytes) raises its `message.max.bytes` to let
+    /// records that large through, unless `-X message.max.bytes` sets it.
+    func producer(logger: Logger, fitting largest: Int = 0) throws -> KafkaProducer {
         var configuration = KafkaProducerConfiguration(bootstrapServers: servers)
         for (name, value) in librdkafka { configuration.properties[name] = value }
+        if librdkafka["message.max.bytes"] == nil, largest > configuration.messageMaxBytes {
+            configuration.properties["message.max.bytes"] = String(min(largest, 1_000_000_000))
+        }
         return try KafkaProducer(configuration: configuration, logger: logger)
     }
 

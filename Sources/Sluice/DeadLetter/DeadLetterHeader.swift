@@ -27,10 +27,18 @@ public enum DeadLetterHeader {
     public static let eventID = "sluice.event.id"
     /// Only when the envelope had one.
     public static let correlationID = "sluice.correlation.id"
+    /// `true`, only on a stub: the original record was too large for the dead-letter topic, and
+    /// the letter's value is a prefix of the original value (possibly empty).
+    public static let valueTruncated = "sluice.value.truncated"
+    /// Only on a stub: the original value's size in bytes, in decimal.
+    public static let valueSize = "sluice.value.size"
+    /// Only on a stub: the lower-case hex SHA-256 of the original value (``PayloadHash``).
+    public static let valueSHA256 = "sluice.value.sha256"
 
     /// Every header name Sluice adds, in the order it writes them.
     public static let all = [
         originalTopic, originalPartition, originalOffset, originalTimestamp, consumerGroup, errorCode,
         errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID,
+        valueTruncated, valueSize, valueSHA256,
     ]
 }

@@ -92,3 +92,87 @@ public struct DeadLetterRecord: Sendable, Hashable {
         return "\(year)-\(two(month))-\(two(day))T\(two(seconds / 3_600)):\(two(seconds % 3_600 / 60)):\(two(seconds % 60)).\(millis)Z"
     }
 }
+
+// MARK: - Stubs of letters too large for their topic
+
+extension DeadLetterRecord {
+    /// Bytes the letter takes at most as a Kafka record, alone in its record batch: its key,
+    /// value and headers plus the largest framing the record format (v2) adds to them. It is
+    /// never below what librdkafka counts against `message.max.bytes` or a broker against a
+    /// topic's `max.message.bytes` (uncompressed).
+    public var estimatedSize: Int {
+        // A record batch's header (61 bytes), the record's own fields and length prefixes
+        // (varints, at most 5 or 10 bytes each), and two length prefixes per header.
+        var size = Self.batchOverhead + Self.recordOverhead + (key?.count ?? 0) + (value?.count ?? 0)
+        for header in headers { size += Self.headerOverhead + header.name.utf8.count + (header.value?.count ?? 0) }
+        return size
+    }
+
+    static let batchOverhead = 61
+    static let recordOverhead = 5 + 1 + 10 + 5 + 5 + 5 + 5
+    static let headerOverhead = 5 + 5
+    /// Kept free below a known limit, so a stub fits even if the sink's framing differs a little.
+    static let stubMargin = 256
+
+    /// Whether the letter is a stub (it carries ``DeadLetterHeader/valueTruncated``).
+    public var isTruncated: Bool { headers.contains { $0.name == DeadLetterHeader.valueTruncated } }
+
+    /// Smaller forms of this letter to write when its topic refuses it as too large, the
+    /// largest first; each is smaller than this letter (``estimatedSize``).
+    ///
+    /// Each stub keeps the provenance headers and adds ``DeadLetterHeader/valueTruncated``
+    /// (`true`), ``DeadLetterHeader/valueSize`` (the original value's bytes) and
+    /// ``DeadLetterHeader/valueSHA256`` (its hex SHA-256), so the original can be found and
+    /// checked at its source offset. With a known `limit` (the largest record accepted, in bytes)
+    /// the first stub keeps the original key and headers when they fit (the headers go first,
+    /// then the key) and as much of the value, a prefix, as fits; with none known it keeps the
+    /// key and headers with an empty value. The last is always the minimal stub: the provenance
+    /// headers only, no key, an empty value.
+    public func stubs(fittingIn limit: Int?) -> [DeadLetterRecord] {
+        let ours = Set(DeadLetterHeader.all)
+        let original = headers.filter { !ours.contains($0.name) }
+        let value = self.value ?? []
+        // A stub of a stub describes the same original value.
+        let provenance: [RecordHeader]
+        if isTruncated {
+            provenance = headers.filter { ours.contains($0.name) }
+        } else {
+            provenance = headers.filter { ours.contains($0.name) } + [
+                RecordHeader(name: DeadLetterHeader.valueTruncated, string: "true"),
+                RecordHeader(name: DeadLetterHeader.valueSize, string: String(value.count)),
+                RecordHeader(name: DeadLetterHeader.valueSHA256, string: PayloadHash.of(value)),
+            ]
+        }
+        func stub(key: [UInt8]?, headers: [RecordHeader], value: ArraySlice<UInt8>) -> DeadLetterRecord {
+            var stub = self
+            stub.key = key
+            stub.headers = headers + provenance
+            stub.value = Array(value)
+            return stub
+        }
+        var candidates: [DeadLetterRecord] = []
+        // The original value of a stub is not at hand any more: only an empty value is smaller.
+        let prefixable = isTruncated ? [] : value[...]
+        if let limit {
+            let budget = limit - Self.stubMargin
+            for (key, headers) in [(key, original), (key, []), (nil, [])] {
+                let empty = stub(key: key, headers: headers, value: [])
+                let room = budget - empty.estimatedSize
+                if room >= 0 {
+                    candidates.append(stub(key: key, headers: headers, value: prefixable.prefix(room)))
+                    break
+                }
+            }
+        } else {
+            candidates.append(stub(key: key, headers: original, value: []))
+        }
+        candidates.append(stub(key: nil, headers: [], value: []))
+        var seen: [Int] = []
+        return candidates.filter { candidate in
+            let size = candidate.estimatedSize
+            guard size < estimatedSize, !seen.contains(size) else { return false }
+            seen.append(size)
+            return true
+        }
+    }
+}

@@ -554,16 +554,24 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     }
 
     /// Writes the dead letter, holding the partition until the broker acknowledged it.
+    ///
+    /// How a failed write is answered depends on its ``DeadLetterWriteError/Kind``: a letter too
+    /// large for the topic is written again at once as a stub; anything else halts the partition
+    /// and retries with backoff until the write succeeds, logging at `critical` each time (with
+    /// the fix, for a refusal that only a change of authorization or configuration ends).
     private func deadLetter(_ record: Record, _ reason: DeadLetterReason, log: RecordLog) async -> RecordOutcome {
         if configuration.dryRun {
             metrics.deadLettered(record, code: reason.code)
             return .deadLettered(reason.code)
         }
-        let letter = DeadLetterRecord(
+        let full = DeadLetterRecord(
             original: record, topic: configuration.deadLetters.topic(for: record.topic),
             group: configuration.group, reason: reason, failedAt: clock())
+        var letter = full
         var delay = Duration.milliseconds(100)
         var halted = false
+        // A stub replacing a letter that was too large is written without waiting.
+        var waits = false
         let logger = log.logger
         let sink = deadLetterSink
         while true {
@@ -571,19 +579,26 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 if halted {
                     // Halted, the partition cannot move: a shutdown or a revocation ends the wait
                     // and the write in flight at once, and the record is delivered again later.
-                    try await PartitionLane.halted { [delay] in
-                        try await Task.sleep(for: delay)
+                    try await PartitionLane.halted { [delay, letter, waits] in
+                        if waits { try await Task.sleep(for: delay) }
                         try await sink.send(letter)
                     }
                 } else {
                     // A first write usually takes milliseconds; one still waiting a second
                     // into a shutdown is a broker retrying a refused write until its delivery
                     // timeout, and the shutdown does not wait for it.
-                    try await PartitionLane.halted(grace: .seconds(1)) { try await sink.send(letter) }
+                    try await PartitionLane.halted(grace: .seconds(1)) { [letter] in try await sink.send(letter) }
                 }
                 if halted {
                     logger.notice("dead-letter topic writable again; partition continues", metadata: ["dead_letter.topic": "\(letter.topic)"])
                     metrics.halted(record.topicPartition, false)
+                }
+                if letter.isTruncated {
+                    logger.warning("record too large for the dead-letter topic: dead-lettered as a stub; the original stays at its offset", metadata: [
+                        "dead_letter.topic": "\(letter.topic)", "value.size": "\(record.value?.count ?? 0)",
+                        "stub.value.size": "\(letter.value?.count ?? 0)",
+                    ])
+                    metrics.deadLetterTruncated(record)
                 }
                 metrics.deadLettered(record, code: reason.code)
                 return .deadLettered(reason.code)
@@ -592,16 +607,44 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     if halted { metrics.halted(record.topicPartition, false) }
                     return .abandoned
                 }
+                let failure = error as? DeadLetterWriteError
+                var fix: String?
+                switch failure?.kind {
+                case .tooLarge(let limit):
+                    if let stub = full.stubs(fittingIn: limit).first(where: { $0.estimatedSize < letter.estimatedSize }) {
+                        logger.warning("record too large for the dead-letter topic; writing a stub instead", metadata: [
+                            "dead_letter.topic": "\(letter.topic)", "error": "\(error)",
+                            "limit": "\(limit.map(String.init) ?? "unknown")", "value.size": "\(record.value?.count ?? 0)",
+                        ])
+                        letter = stub
+                        waits = false
+                        continue
+                    }
+                    fix = "raise max.message.bytes of topic \(letter.topic) (and message.max.bytes of the dead-letter producer): "
+                        + "it refuses even the minimal stub of this record (\(letter.estimatedSize) bytes)"
+                case .refused(let refusalFix):
+                    fix = refusalFix
+                case .transient, nil:
+                    break
+                }
                 // Nothing past the poison record may be committed until its dead letter is safe.
-                logger.critical("cannot write to the dead-letter topic; partition halted", metadata: [
-                    "dead_letter.topic": "\(letter.topic)", "error": "\(error)", "retry.in": "\(delay)",
-                ])
+                if let fix {
+                    logger.critical("the dead-letter topic refuses the record; partition halted until this is fixed: \(fix)", metadata: [
+                        "dead_letter.topic": "\(letter.topic)", "error.code": "\(failure?.code ?? "-")", "error": "\(error)",
+                        "fix": "\(fix)", "retry.in": "\(delay)",
+                    ])
+                } else {
+                    logger.critical("cannot write to the dead-letter topic; partition halted", metadata: [
+                        "dead_letter.topic": "\(letter.topic)", "error": "\(error)", "retry.in": "\(delay)",
+                    ])
+                }
                 if halted {
-                    delay = min(delay * 2, configuration.deadLetters.maxRetryDelay)
+                    if waits { delay = min(delay * 2, configuration.deadLetters.maxRetryDelay) }
                 } else {
                     metrics.halted(record.topicPartition, true)
                     halted = true
                 }
+                waits = true
             }
         }
     }

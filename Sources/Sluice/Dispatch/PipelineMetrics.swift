@@ -4,9 +4,11 @@ import Synchronization
 /// The pipeline's swift-metrics instruments, created once per label and dimensions.
 ///
 /// Names: `sluice.records.consumed`, `sluice.records.handled`, `sluice.records.duplicates`,
-/// `sluice.records.dead_lettered` (dimension `code`), `sluice.records.skipped` (`code`),
+/// `sluice.records.dead_lettered` (dimension `code`), `sluice.records.dead_letter_truncated`
+/// (records dead-lettered as stubs, too large for their dead-letter topic), `sluice.records.skipped` (`code`),
 /// `sluice.handler.retries` (`handler`), `sluice.handler.duration` (timer, `handler`),
-/// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic). All
+/// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic, for an
+/// outage or a refusal). All
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
     private let factory: any MetricsFactory
@@ -64,6 +66,10 @@ final class PipelineMetrics: Sendable {
 
     func deadLettered(_ record: Record, code: SluiceError.Code) {
         counter("sluice.records.dead_lettered", [("topic", record.topic), ("code", code.rawValue)]).increment()
+    }
+
+    func deadLetterTruncated(_ record: Record) {
+        counter("sluice.records.dead_letter_truncated", [("topic", record.topic)]).increment()
     }
 
     func skipped(_ record: Record, code: SluiceError.Code) {

@@ -14,8 +14,10 @@ public protocol OffsetCommitter: Sendable {
 public protocol DeadLetterSink: Sendable {
     /// Writes `record` and returns only once the broker acknowledged it.
     ///
-    /// - Throws: When the record could not be written; the caller keeps the poison record's
-    ///   partition halted and tries again.
+    /// - Throws: When the record could not be written. A ``DeadLetterWriteError`` says what kind
+    ///   of failure it is: for ``DeadLetterWriteError/Kind/tooLarge(limit:)`` the caller writes a
+    ///   stub of the record instead (``DeadLetterRecord/stubs(fittingIn:)``); otherwise, and for
+    ///   any other error, it keeps the poison record's partition halted and tries again.
     func send(_ record: DeadLetterRecord) async throws
 }
 
