@@ -95,27 +95,28 @@ public struct EnvelopeDecoder: Sendable {
         // collected so that members are not copied (retained) twice; later duplicates win.
         var positions = FieldPositions()
         object.members.withUnsafeBufferPointer { members in
-            // Names match by code point, as JSON compares them (a `switch` on the String would
-            // use canonical equivalence). The length picks the candidates, so most unknown
+            // Names match by code point, as JSON compares them (a `switch` on the String alone
+            // would use canonical equivalence; with the length it is exact for these ASCII names,
+            // see hasSameCodePoints(asASCII:)). The length picks the candidates, so most unknown
             // members cost one integer compare.
             for index in members.indices {
                 let key = members[index].key
                 switch key.utf8.count {
-                case 4: if key.hasSameCodePoints(as: "data") { positions.data = index }
-                case 7: if key.hasSameCodePoints(as: "subject") { positions.subject = index }
+                case 4: if key.hasSameCodePoints(asASCII: "data") { positions.data = index }
+                case 7: if key.hasSameCodePoints(asASCII: "subject") { positions.subject = index }
                 case 8:
-                    if key.hasSameCodePoints(as: "event_id") {
+                    if key.hasSameCodePoints(asASCII: "event_id") {
                         positions.eventID = index
-                    } else if key.hasSameCodePoints(as: "producer") {
+                    } else if key.hasSameCodePoints(asASCII: "producer") {
                         positions.producer = index
                     }
-                case 10: if key.hasSameCodePoints(as: "event_type") { positions.eventType = index }
-                case 11: if key.hasSameCodePoints(as: "occurred_at") { positions.occurredAt = index }
-                case 12: if key.hasSameCodePoints(as: "causation_id") { positions.causationID = index }
+                case 10: if key.hasSameCodePoints(asASCII: "event_type") { positions.eventType = index }
+                case 11: if key.hasSameCodePoints(asASCII: "occurred_at") { positions.occurredAt = index }
+                case 12: if key.hasSameCodePoints(asASCII: "causation_id") { positions.causationID = index }
                 case 14:
-                    if key.hasSameCodePoints(as: "schema_version") {
+                    if key.hasSameCodePoints(asASCII: "schema_version") {
                         positions.schemaVersion = index
-                    } else if key.hasSameCodePoints(as: "correlation_id") {
+                    } else if key.hasSameCodePoints(asASCII: "correlation_id") {
                         positions.correlationID = index
                     }
                 default: continue
@@ -123,59 +124,65 @@ public struct EnvelopeDecoder: Sendable {
             }
         }
         let members = object.members
-        @inline(__always) func value(at index: Int) -> JSONValue? { index < 0 ? nil : members[index].value }
-        let eventIDValue = value(at: positions.eventID)
-        let eventTypeValue = value(at: positions.eventType)
-        let schemaVersionValue = value(at: positions.schemaVersion)
-        let occurredAtValue = value(at: positions.occurredAt)
-        let producerValue = value(at: positions.producer)
-        let correlationIDValue = value(at: positions.correlationID)
-        let causationIDValue = value(at: positions.causationID)
-        let subjectValue = value(at: positions.subject)
-        let dataValue = value(at: positions.data)
+        // Fields are read in place: a string field yields its String, never a copy of the
+        // JSONValue around it (those copies showed in the decoder's profile).
+        @inline(__always) func string(_ index: Int, _ field: StaticString) throws(SluiceError) -> String? {
+            guard index >= 0 else { throw Self.missing(field) }
+            switch members[index].value {
+            case .null: throw Self.missing(field)
+            case .string(let text): return text
+            default: return nil
+            }
+        }
 
-        let eventIDField = try Self.required(eventIDValue, "event_id")
-        guard case .string(let eventID) = eventIDField, EnvelopeRules.isValidIdentifier(eventID) else {
+        let eventIDText = try string(positions.eventID, "event_id")
+        guard let eventID = eventIDText, EnvelopeRules.isValidIdentifier(eventID) else {
             throw Self.invalid(
                 .eventIDInvalid, "event_id", "must be a string of 1–128 characters of [A-Za-z0-9._:-]")
         }
 
-        let eventTypeField = try Self.required(eventTypeValue, "event_type")
-        guard case .string(let eventType) = eventTypeField, EnvelopeRules.isValidEventType(eventType) else {
+        let eventTypeText = try string(positions.eventType, "event_type")
+        guard let eventType = eventTypeText, EnvelopeRules.isValidEventType(eventType) else {
             throw Self.invalid(
                 .envelopeFieldInvalid, "event_type",
                 "must be a dotted lower-case past-tense name such as billing.payment_authorized")
         }
 
-        let schemaVersionField = try Self.required(schemaVersionValue, "schema_version")
-        guard case .number(let number) = schemaVersionField, let exact = number.int64Value, exact >= 1 else {
+        let schemaVersionNumber: JSONNumber?
+        guard positions.schemaVersion >= 0 else { throw Self.missing("schema_version") }
+        switch members[positions.schemaVersion].value {
+        case .null: throw Self.missing("schema_version")
+        case .number(let number): schemaVersionNumber = number
+        default: schemaVersionNumber = nil
+        }
+        guard let exact = schemaVersionNumber?.int64Value, exact >= 1 else {
             throw Self.invalid(.envelopeFieldInvalid, "schema_version", "must be an integer ≥ 1")
         }
         let schemaVersion = Int(exact)
 
-        let occurredAtField = try Self.required(occurredAtValue, "occurred_at")
-        guard case .string(let occurredAtText) = occurredAtField,
+        let occurredAtText = try string(positions.occurredAt, "occurred_at")
+        guard let occurredAtText = occurredAtText,
             let occurredAt = RFC3339Timestamp(occurredAtText)
         else {
             throw Self.invalid(
                 .envelopeFieldInvalid, "occurred_at", "must be an RFC 3339 timestamp such as 2025-01-31T12:00:00Z")
         }
 
-        let producerField = try Self.required(producerValue, "producer")
-        guard case .string(let producer) = producerField, !producer.isEmpty else {
+        let producerText = try string(positions.producer, "producer")
+        guard let producer = producerText, !producer.isEmpty else {
             throw Self.invalid(.envelopeFieldMissing, "producer", "must be a non-empty string")
         }
 
-        let correlationIDField = try Self.required(correlationIDValue, "correlation_id")
-        guard case .string(let correlationID) = correlationIDField,
+        let correlationIDText = try string(positions.correlationID, "correlation_id")
+        guard let correlationID = correlationIDText,
             EnvelopeRules.isValidIdentifier(correlationID)
         else {
             throw Self.invalid(
                 .causationInvalid, "correlation_id", "must be a string of 1–128 characters of [A-Za-z0-9._:-]")
         }
 
-        let causationIDField = try Self.required(causationIDValue, "causation_id")
-        guard case .string(let causationID) = causationIDField, EnvelopeRules.isValidIdentifier(causationID)
+        let causationIDText = try string(positions.causationID, "causation_id")
+        guard let causationID = causationIDText, EnvelopeRules.isValidIdentifier(causationID)
         else {
             throw Self.invalid(
                 .causationInvalid, "causation_id", "must be a string of 1–128 characters of [A-Za-z0-9._:-]")
@@ -184,12 +191,14 @@ public struct EnvelopeDecoder: Sendable {
             throw Self.invalid(.causationInvalid, "causation_id", "must differ from event_id (an event cannot cause itself)")
         }
 
-        let subjectField = try Self.required(subjectValue, "subject")
-        guard case .string(let subject) = subjectField, !subject.isEmpty else {
+        let subjectText = try string(positions.subject, "subject")
+        guard let subject = subjectText, !subject.isEmpty else {
             throw Self.invalid(.envelopeFieldMissing, "subject", "must be a non-empty string such as invoice:inv_456")
         }
 
-        let data = try Self.required(dataValue, "data")
+        guard positions.data >= 0 else { throw Self.missing("data") }
+        let data = members[positions.data].value
+        if data.isNull { throw Self.missing("data") }
         guard case .object = data else {
             throw Self.invalid(.payloadSchemaViolation, "data", "must be a JSON object")
         }
@@ -210,13 +219,8 @@ public struct EnvelopeDecoder: Sendable {
             data: data)
     }
 
-    @inline(__always)
-    private static func required(_ value: JSONValue?, _ field: StaticString) throws(SluiceError) -> JSONValue {
-        guard let value, !value.isNull else {
-            throw SluiceError(
-                code: .envelopeFieldMissing, message: "the required field \(field) is missing", path: "/\(field)")
-        }
-        return value
+    private static func missing(_ field: StaticString) -> SluiceError {
+        SluiceError(code: .envelopeFieldMissing, message: "the required field \(field) is missing", path: "/\(field)")
     }
 
     private static func invalid(_ code: SluiceError.Code, _ field: StaticString, _ rule: String) -> SluiceError {

@@ -32,10 +32,24 @@ public struct JSONObject: Sendable, Hashable {
     /// The value of the member whose name has exactly the code points of `key`, or `nil`
     /// when there is none (a canonically equivalent name is a different member).
     public subscript(key: String) -> JSONValue? {
-        // Envelopes and payloads have a handful of members: a linear scan beats hashing.
-        // hasSameCodePoints compares UTF-8 lengths first (O(1) for native strings).
-        for member in members where member.key.hasSameCodePoints(as: key) {
-            return member.value
+        // Envelopes and payloads have a handful of members: a linear scan beats hashing. Both
+        // comparisons check UTF-8 lengths first (O(1) for native strings); an ASCII key (almost
+        // every key) needs no byte compare (see hasSameCodePoints(asASCII:)).
+        value(named: key, isASCII: key.isASCII)
+    }
+
+    /// The value of the member named `name`, by code point; `isASCII` says whether `name` is all
+    /// ASCII, which needs no byte compare (see `String.hasSameCodePoints(asASCII:)`).
+    @inline(__always)
+    func value(named name: String, isASCII: Bool) -> JSONValue? {
+        if isASCII {
+            for member in members where member.key.hasSameCodePoints(asASCII: name) {
+                return member.value
+            }
+        } else {
+            for member in members where member.key.hasSameCodePoints(as: name) {
+                return member.value
+            }
         }
         return nil
     }

@@ -223,7 +223,10 @@ struct PatternMatcher: Sendable {
     /// Whether the pattern matches anywhere in `text` (ECMA-262 `RegExp.prototype.test`).
     func matches(_ text: String) -> Bool {
         let size = program.count
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: size * 4) { storage in
+        // Classes are read in place: copying one out of the array per character retains and
+        // releases its range and category arrays, which showed in the envelope decoder's profile.
+        return classes.withUnsafeBufferPointer { classes in
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: size * 4) { storage in
             let base = storage.baseAddress.unsafelyUnwrapped
             var current = base
             var next = base + size
@@ -315,6 +318,7 @@ struct PatternMatcher: Sendable {
                 scalar = following
             }
             return false
+        }
         }
     }
 

@@ -141,6 +141,9 @@ struct SchemaCompiler {
                 }
                 try compileKeyword(keyword, value, path: path, into: &node, nodeIndex: index)
             }
+            node.memberNamesAreASCII = node.properties.allSatisfy { $0.name.isASCII }
+                && node.required.allSatisfy(\.isASCII)
+                && node.dependentRequired.allSatisfy { $0.name.isASCII && $0.required.allSatisfy(\.isASCII) }
             nodes[index] = node
             return index
         default:

@@ -296,13 +296,14 @@ struct SchemaEvaluator {
             valid = false
             report(node, "maxProperties", "expected at most \(maximum) properties, got \(object.count)")
         }
-        for name in node.pointee.required where object[name] == nil {
+        let ascii = node.pointee.memberNamesAreASCII
+        for name in node.pointee.required where object.value(named: name, isASCII: ascii) == nil {
             guard collecting else { return false }
             valid = false
             report(node, "required", "missing required property \"\(name)\"")
         }
-        for (name, required) in node.pointee.dependentRequired where object[name] != nil {
-            for other in required where object[other] == nil {
+        for (name, required) in node.pointee.dependentRequired where object.value(named: name, isASCII: ascii) != nil {
+            for other in required where object.value(named: other, isASCII: ascii) == nil {
                 guard collecting else { return false }
                 valid = false
                 report(node, "dependentRequired", "property \"\(name)\" requires property \"\(other)\", which is missing")
@@ -312,7 +313,7 @@ struct SchemaEvaluator {
         if node.pointee.patternProperties.isEmpty && node.pointee.additionalProperties == nil {
             // Only `properties`: look each one up instead of matching every member.
             for (name, schema) in node.pointee.properties {
-                guard let value = object[name] else { continue }
+                guard let value = object.value(named: name, isASCII: ascii) else { continue }
                 if !evaluate(schema, value, member: name) {
                     guard collecting else { return false }
                     valid = false
@@ -323,7 +324,8 @@ struct SchemaEvaluator {
         for (name, value) in object.members {
             var matched = false
             // By code point: a canonically equivalent name is another member (JSON's equality).
-            for property in node.pointee.properties where property.name.hasSameCodePoints(as: name) {
+            for property in node.pointee.properties
+            where ascii ? name.hasSameCodePoints(asASCII: property.name) : property.name.hasSameCodePoints(as: name) {
                 matched = true
                 if !evaluate(property.node, value, member: name) {
                     guard collecting else { return false }

@@ -24,6 +24,9 @@ struct SchemaNode: Sendable {
     var additionalProperties: Int?
     var required: [String] = []
     var dependentRequired: [(name: String, required: [String])] = []
+    /// Whether every name in `properties`, `required` and `dependentRequired` is ASCII, so that
+    /// members are matched with `hasSameCodePoints(asASCII:)`, without a byte compare.
+    var memberNamesAreASCII = false
     var minProperties: Int?
     var maxProperties: Int?
 
