@@ -77,7 +77,14 @@ public final class SQLiteDedupeStore: DedupeStore {
             }
         }
         let store = SQLiteDedupeStore(pool: pool, path: path, logger: logger)
-        try await store.migrate(Self.ownMigrations + migrations)
+        do {
+            try await store.migrate(Self.ownMigrations + migrations)
+        } catch let error as SluiceError where error.code == .storeUnavailable {
+            // Name the file: "attempt to write a readonly database" alone does not say which.
+            throw SluiceError(
+                code: error.code, message: "the SQLite store at \(path): \(error.message)", isRetriable: error.isRetriable,
+                underlying: error)
+        }
         return store
     }
 
