@@ -11,6 +11,10 @@ extension SluiceError {
     /// PostgresNIO's own descriptions are not used, since they can quote the query and its binds.
     static func postgres(_ error: any Error, step: String) -> SluiceError {
         if let error = error as? SluiceError { return error }
+        if let error = error as? PostgresDedupeStore.LeaseTimedOut {
+            return SluiceError(
+                code: .storeUnavailable, message: "\(step) failed: no database connection within \(error.timeout)", isRetriable: true)
+        }
         if let error = error as? PSQLError {
             if error.code == .server, let info = error.serverInfo {
                 let sqlState = info[.sqlState] ?? "?????"
