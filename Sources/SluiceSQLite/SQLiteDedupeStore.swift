@@ -77,7 +77,14 @@ public final class SQLiteDedupeStore: DedupeStore {
             }
         }
         let store = SQLiteDedupeStore(pool: pool, path: path, logger: logger)
-        try await store.migrate(Self.ownMigrations + migrations)
+        do {
+            try await store.migrate(Self.ownMigrations + migrations)
+        } catch let error as SluiceError where error.code == .storeUnavailable {
+            // Name the file: "attempt to write a readonly database" alone does not say which.
+            throw SluiceError(
+                code: error.code, message: "the SQLite store at \(path): \(error.message)", isRetriable: error.isRetriable,
+                underlying: error)
+        }
         return store
     }
 
@@ -296,7 +303,7 @@ public final class SQLiteDedupeStore: DedupeStore {
     /// Runs `body` holding the writer connection: waits for the in-process lease (async), then
     /// parks a GCD thread inside GRDB's writer until `body` is done.
     private func withWriterSession<T>(_ body: (SQLiteWriterSession) async throws -> T) async throws -> T {
-        await lease.acquire()
+        try await lease.acquire()
         defer { lease.release() }
         let session = SQLiteWriterSession()
         let pool = self.pool
@@ -406,7 +413,16 @@ public final class SQLiteDedupeStore: DedupeStore {
         let message = "\(step): \(describe(error))"
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
-            return SluiceError(code: .storeConflict, message: message, isRetriable: true, underlying: error)
+            // Another connection (another process) held the write lock past the busy timeout: the
+            // store is unavailable until it lets go, which is nothing a retry of the event fixes.
+            return SluiceError(
+                code: .storeUnavailable, message: "\(message) (another connection holds the write lock past the busy timeout)",
+                isRetriable: true, underlying: error)
+        case .SQLITE_READONLY, .SQLITE_PERM:
+            return SluiceError(
+                code: .storeUnavailable,
+                message: "\(message) (the database file or its directory cannot be written: check its permissions and the file system)",
+                isRetriable: true, underlying: error)
         case .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN, .SQLITE_PROTOCOL, .SQLITE_NOMEM, .SQLITE_INTERRUPT:
             return SluiceError(code: .storeUnavailable, message: message, isRetriable: true, underlying: error)
         default:

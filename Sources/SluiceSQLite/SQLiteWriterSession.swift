@@ -129,32 +129,53 @@ struct UncheckedBox<T>: @unchecked Sendable {
 final class SQLiteWriterLease: Sendable {
     private struct State {
         var held = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var nextID: UInt64 = 0
     }
 
     private let state = Mutex(State())
 
-    func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let granted = state.withLock { state in
-                if state.held {
-                    state.waiters.append(continuation)
-                    return false
+    /// Waits for the writer; a task cancelled while it waits stops waiting (`CancellationError`),
+    /// so a lane stopped during a store outage does not queue behind every other lane's attempt.
+    func acquire() async throws {
+        let id = state.withLock { state in
+            state.nextID &+= 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                enum Step { case granted, wait, cancelled }
+                let step: Step = state.withLock { state in
+                    if Task.isCancelled { return .cancelled }
+                    if state.held {
+                        state.waiters.append((id, continuation))
+                        return .wait
+                    }
+                    state.held = true
+                    return .granted
                 }
-                state.held = true
-                return true
+                switch step {
+                case .granted: continuation.resume()
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .wait: break
+                }
             }
-            if granted { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 
     func release() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             if state.waiters.isEmpty {
                 state.held = false
                 return nil
             }
-            return state.waiters.removeFirst()
+            return state.waiters.removeFirst().continuation
         }
         next?.resume()
     }

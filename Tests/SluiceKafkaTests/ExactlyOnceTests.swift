@@ -114,12 +114,12 @@ struct ExactlyOnceTests {
     /// `partitions`, each account's events in one partition (as keying by account would put
     /// them); returns the balances they must add up to.
     static func produce(
-        _ cluster: EmbeddedKafkaCluster, topic: String, count: Int, partitions: Int
+        _ cluster: EmbeddedKafkaCluster, topic: String, count: Int, partitions: Int, from first: Int = 0
     ) async throws -> [String: Int] {
         let producer = try Support.producer(cluster)
         var expected: [String: Int] = [:]
         var chunk: [ProducerRecord] = []
-        for index in 0..<count {
+        for index in first..<(first + count) {
             let accountNumber = index % 64
             let account = "acct-\(accountNumber)"
             let amount = (index * 7_919) % 1_000 - 300

@@ -116,4 +116,60 @@ enum MigratingProcess {
         try process.run()
         return process
     }
+
+}
+
+extension SQLiteDedupeStoreTests {
+    /// Runs `chattr` (the immutable attribute stops even root from writing, where permissions do
+    /// not: the tests run as root in CI); `false` when it is missing or the file system refuses.
+    private static func chattr(_ flag: String, _ path: String) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["chattr", flag, path]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    @Test("A database file that cannot be written at start: STORE_UNAVAILABLE naming the file, nothing half-done; the same file opens once it is writable again")
+    func unwritableFileAtStart() async throws {
+        try await withFile { path in
+            do {
+                let store = try await SQLiteDedupeStore.open(path: path, logger: Self.logger)
+                _ = try await store.storedOffsets(group: "g", partitions: [])
+            }
+            // A checkpointed file with no WAL beside it, made immutable.
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            guard Self.chattr("+i", path) else {
+                print("skipped: chattr +i is not available here, so no file can be made unwritable for root")
+                return
+            }
+            defer { _ = Self.chattr("-i", path) }
+            let migration = StoreMigration(id: "service-1", sql: "CREATE TABLE service_rows (id TEXT PRIMARY KEY)")
+            do {
+                _ = try await SQLiteDedupeStore.open(path: path, migrations: [migration], logger: Self.logger)
+                Issue.record("an unwritable store opened")
+            } catch let error as SluiceError {
+                #expect(error.code == .storeUnavailable, "\(error)")
+                #expect(error.message.contains(path), "the error names the file: \(error.message)")
+            }
+            _ = Self.chattr("-i", path)
+            let reopened = try await SQLiteDedupeStore.open(path: path, migrations: [migration], logger: Self.logger)
+            let rows = try await reopened.read("SELECT count(*) AS n FROM sluice_migrations WHERE id = 'service-1'")
+            #expect(rows.first?["n"]?.int == 1, "the migration ran once, when the file was writable")
+        }
+    }
+
+    @Test("A database in a directory that cannot be created: STORE_UNAVAILABLE naming the path")
+    func uncreatableDirectory() async throws {
+        let path = "/proc/sluice-no-such-dir/store.sqlite"
+        do {
+            _ = try await SQLiteDedupeStore.open(path: path, logger: Self.logger)
+            Issue.record("a store opened at \(path)")
+        } catch let error as SluiceError {
+            #expect(error.code == .storeUnavailable)
+            #expect(error.message.contains(path))
+        }
+    }
 }

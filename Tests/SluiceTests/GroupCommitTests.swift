@@ -18,8 +18,15 @@ struct GroupCommitTests {
     final class CountingStore: DedupeStore {
         let base = InMemoryDedupeStore()
         let commits = Atomic<Int>(0)
+        /// While set, every transaction fails as a database that is down does.
+        let unavailable = Atomic<Bool>(false)
+        let refused = Atomic<Int>(0)
 
         func withTransaction<T: Sendable>(_ body: (InMemoryDedupeStore.Transaction) async throws -> T) async throws -> T {
+            if unavailable.load(ordering: .relaxed) {
+                refused.add(1, ordering: .relaxed)
+                throw SluiceError(code: .storeUnavailable, message: "the database is unreachable (injected)", isRetriable: true)
+            }
             let result = try await base.withTransaction(body)
             commits.add(1, ordering: .relaxed)
             return result

@@ -170,6 +170,47 @@ struct HaltedLaneTests {
         }
     }
 
+    @Test("A store outage halts the partition without spending the handler's retries: 3 s of STORE_UNAVAILABLE with a policy of 2 attempts, then every record handled once, none dead-lettered")
+    func storeOutageHaltsWithoutSpendingRetries() async throws {
+        let store = Group.CountingStore()
+        let sink = RecordingDeadLetterSink()
+        let calls = Group.Calls()
+        let pipeline = try Group.pipeline(store: store, sink: sink, configure: {
+            $0.retry.maxAttempts = 2
+            $0.retry.maxTotalDuration = .milliseconds(500)
+        }) { seq, _ in _ = calls.record(seq) }
+        let watermarks = OffsetWatermarks()
+        let dispatcher = Self.dispatcher(pipeline, watermarks: watermarks)
+        store.unavailable.store(true, ordering: .relaxed)
+        dispatcher.dispatch(Self.records(poison: false))
+        try await Task.sleep(for: .seconds(3))
+        #expect(store.refused.load(ordering: .relaxed) > 4, "the lanes kept trying")
+        #expect(watermarks.position(of: Self.p0) == nil && watermarks.position(of: Self.p1) == nil, "nothing is durable during the outage")
+        store.unavailable.store(false, ordering: .relaxed)
+        try await Self.waitUntil { watermarks.position(of: Self.p0) == Offset(20) && watermarks.position(of: Self.p1) == Offset(20) }
+        #expect(sink.codes.isEmpty, "nothing was dead-lettered")
+        #expect(store.base.processedEvents.count == 40)
+        await dispatcher.drainAll(deadline: .now + .seconds(5))
+    }
+
+    @Test("Shutdown during a store outage ends at once: the waiting records are left for redelivery")
+    func shutdownDuringStoreOutage() async throws {
+        let store = Group.CountingStore()
+        let calls = Group.Calls()
+        let pipeline = try Group.pipeline(store: store, sink: RecordingDeadLetterSink()) { seq, _ in _ = calls.record(seq) }
+        let watermarks = OffsetWatermarks()
+        let dispatcher = Self.dispatcher(pipeline, watermarks: watermarks)
+        store.unavailable.store(true, ordering: .relaxed)
+        dispatcher.dispatch(Self.records(poison: false))
+        try await Self.waitUntil { store.refused.load(ordering: .relaxed) > 4 }
+        let started = ContinuousClock.now
+        await dispatcher.drainAll(deadline: .now + .seconds(30))
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(5), "the drain waited \(took) for the store")
+        #expect(watermarks.position(of: Self.p0) == nil && watermarks.position(of: Self.p1) == nil)
+        #expect(store.base.processedEvents.isEmpty)
+    }
+
     @Test("Revoking a halted partition returns at once with its position at the poison record; the other partition is untouched")
     func revokeWhileHalted() async throws {
         let store = Group.CountingStore()

@@ -449,6 +449,24 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         return .duplicate
     }
 
+    /// A store outage one record's handler waits out: how long, how many failed tries, and the
+    /// backoff before the next (100 ms, doubling up to the retry policy's longest delay).
+    private struct StoreOutage {
+        var started: ContinuousClock.Instant
+        var failures = 0
+        private var delay = Duration.milliseconds(100)
+
+        init(started: ContinuousClock.Instant) {
+            self.started = started
+        }
+
+        mutating func nextDelay(maximum: Duration) -> Duration {
+            failures += 1
+            defer { delay = min(delay * 2, maximum) }
+            return min(delay, maximum)
+        }
+    }
+
     private enum HandlerResult {
         case handled, duplicate, abandoned
         case failed(DeadLetterReason)
@@ -485,14 +503,51 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         let started = pending?.started ?? ContinuousClock.now
         var attempt = 1
         var failure = pending?.error
+        var outage: StoreOutage?
+        /// Time spent waiting for the store, which the handler's retry budget does not count.
+        var outageTime = Duration.zero
+        /// Ends an outage once the store answered (with a result or a failure of the handler).
+        func storeAnswered() {
+            guard let ended = outage else { return }
+            outageTime += ContinuousClock.now - ended.started
+            log.logger(handler: route.name).notice("store answers again; partition continues", metadata: [
+                "store.failures": "\(ended.failures)", "store.outage": "\(ContinuousClock.now - ended.started)",
+            ])
+            metrics.halted(record.topicPartition, false)
+            outage = nil
+        }
         while true {
-            if let error = failure {
+            if let error = failure, let unavailable = error as? SluiceError, unavailable.code == .storeUnavailable {
+                // The store is down (a database restarting, a file locked or read-only): no event's
+                // fault, so it uses no attempt of the handler's budget and dead-letters nothing. The
+                // partition halts here and tries again with backoff until the store answers; a stop
+                // ends the wait at once and the record is delivered again.
+                var current = outage ?? StoreOutage(started: ContinuousClock.now)
+                let delay = current.nextDelay(maximum: configuration.retry.maxDelay)
+                log.logger(handler: route.name).log(
+                    level: current.failures == 1 ? .critical : .warning,
+                    "store unavailable; partition halted until it answers", metadata: [
+                        "error.code": "\(unavailable.code)", "error": "\(unavailable.message)",
+                        "store.failures": "\(current.failures)", "retry.in": "\(delay)",
+                    ])
+                if outage == nil { metrics.halted(record.topicPartition, true) }
+                metrics.storeUnavailable(record)
+                outage = current
+                do {
+                    try await PartitionLane.halted { try await Task.sleep(for: delay) }
+                } catch {
+                    metrics.halted(record.topicPartition, false)
+                    return .abandoned
+                }
+                failure = nil
+            } else if let error = failure {
+                storeAnswered()
                 let sluiceError = error as? SluiceError
                 let retriable = sluiceError?.isRetriable ?? true
                 let code = sluiceError?.code ?? .handlerFailed
                 let message = sluiceError?.message ?? String(describing: error)
                 let delay = retriable
-                    ? configuration.retry.delay(afterAttempt: attempt, elapsed: ContinuousClock.now - started, random: random())
+                    ? configuration.retry.delay(afterAttempt: attempt, elapsed: ContinuousClock.now - started - outageTime, random: random())
                     : nil
                 guard let delay else {
                     log.logger(handler: route.name).error("handler failed for good", metadata: [
@@ -538,6 +593,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     if storesOffset { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
                     return .handled
                 }
+                storeAnswered()
                 switch result {
                 case .handled:
                     metrics.handlerDuration(route.name, ContinuousClock.now - started)

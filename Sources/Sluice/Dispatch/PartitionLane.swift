@@ -257,11 +257,40 @@ final class PartitionLane: Sendable {
         }
         stopTaking()
         guard let loop = task.withLock({ $0 }) else { return }
+        // At the deadline the lane's task is cancelled: a backoff ends, a wait for a shared
+        // transaction or the store's writer stops. A store call that cannot be interrupted (a
+        // statement blocked on a lock another process holds, a connection that does not answer)
+        // is given a second more; then the lane is let go without waiting for it. Its record has
+        // no outcome, so nothing is committed for it; whatever its transaction commits later is
+        // in the store, ahead of Kafka, where the next owner resumes from.
+        // Whichever comes first, the task's end or the grace after the deadline, ends the wait.
+        let waiter = Mutex<(continuation: CheckedContinuation<Void, Never>?, done: Bool)>((nil, false))
+        let resume: @Sendable () -> Void = {
+            waiter.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.done = true
+                return state.continuation.take()
+            }?.resume()
+        }
         let watchdog = Task {
             try? await Task.sleep(until: deadline, clock: .continuous)
             loop.cancel()
+            try? await Task.sleep(for: Self.letGoAfterCancel)
+            resume()
         }
-        await loop.value
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = waiter.withLock { state in
+                if !state.done { state.continuation = continuation }
+                return state.done
+            }
+            if done { continuation.resume() }
+            Task {
+                await loop.value
+                resume()
+            }
+        }
         watchdog.cancel()
     }
+
+    /// How long a stopped lane's task may take to end once cancelled at its deadline.
+    static let letGoAfterCancel = Duration.seconds(1)
 }

@@ -8,7 +8,8 @@ import Synchronization
 /// (records dead-lettered as stubs, too large for their dead-letter topic), `sluice.records.skipped` (`code`),
 /// `sluice.handler.retries` (`handler`), `sluice.handler.duration` (timer, `handler`),
 /// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic, for an
-/// outage or a refusal). All
+/// outage or a refusal, or for its store), `sluice.store.unavailable` (transactions that failed
+/// with the store down). All
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
     private let factory: any MetricsFactory
@@ -66,6 +67,11 @@ final class PipelineMetrics: Sendable {
 
     func deadLettered(_ record: Record, code: SluiceError.Code) {
         counter("sluice.records.dead_lettered", [("topic", record.topic), ("code", code.rawValue)]).increment()
+    }
+
+    /// `sluice.store.unavailable`: a transaction that failed because the store was down.
+    func storeUnavailable(_ record: Record) {
+        counter("sluice.store.unavailable", [("topic", record.topic)]).increment()
     }
 
     func deadLetterTruncated(_ record: Record) {
