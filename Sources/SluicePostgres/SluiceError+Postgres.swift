@@ -42,6 +42,19 @@ extension SluiceError {
         if error is CancellationError {
             return SluiceError(code: .storeUnavailable, message: "\(step) was cancelled", isRetriable: true)
         }
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            // The pool's own failures (its module is not imported here): its circuit breaker
+            // (connecting has failed for a minute), its shutdown (the store was closed). Their
+            // reflection names the reason.
+            let base = String(reflecting: error)
+            let reason =
+                base.contains("poolShutdown")
+                ? "the store is closed"
+                : base.contains("CircuitBreaker")
+                    ? "the database is unreachable (connecting has failed for a minute; the pool keeps trying)"
+                    : "the database is unreachable (\(type(of: error)))"
+            return SluiceError(code: .storeUnavailable, message: "\(step) failed: \(reason)", isRetriable: true)
+        }
         return SluiceError(
             code: .storeUnavailable, message: "\(step) failed: the database is unreachable (\(type(of: error)))", isRetriable: true)
     }

@@ -25,6 +25,9 @@ final class OutagePostgresServer: Sendable {
         self.stateFile = stateFile
     }
 
+    /// Starts a durable server (`SLUICE_POSTGRES_DURABLE=1`: synchronous_commit on), so that a
+    /// crash loses no commit it acknowledged; the default test server's synchronous_commit=off
+    /// would lose the last ones, which a test would take for lost effects.
     static func start() throws -> OutagePostgresServer {
         let stateFile = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-outage-\(UUID().uuidString).state").path
         let output = try run("start", stateFile: stateFile)
@@ -54,7 +57,7 @@ final class OutagePostgresServer: Sendable {
     private static func run(_ command: String, stateFile: String) throws -> String {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-outage-\(UUID().uuidString).out")
         defer { try? FileManager.default.removeItem(at: output) }
-        let shell = "SLUICE_POSTGRES_STATE_FILE='\(stateFile)' exec /bin/bash '\(script)' \(command) >'\(output.path)' </dev/null"
+        let shell = "SLUICE_POSTGRES_DURABLE=1 SLUICE_POSTGRES_STATE_FILE='\(stateFile)' exec /bin/bash '\(script)' \(command) >'\(output.path)' </dev/null"
         let arguments = ["/bin/sh", "-c", shell]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -254,6 +257,9 @@ struct PostgresOutageTests {
         stop.set()
         await load.value
         #expect(closed < .seconds(5), "close took \(closed)")
+        let afterClose = await #expect(throws: SluiceError.self) { try await store.withTransaction { _ in } }
+        #expect(afterClose?.code == .storeUnavailable)
+        #expect(afterClose?.message.contains("the store is closed") == true, "\(afterClose?.message ?? "")")
         #expect(calls.all.allSatisfy { $0.error?.code == .storeUnavailable }, "\(calls.all.compactMap { $0.error?.message ?? $0.otherError })")
     }
 }
