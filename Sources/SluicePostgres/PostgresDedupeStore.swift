@@ -51,15 +51,20 @@ public final class PostgresDedupeStore: DedupeStore {
     private static func start(
         _ client: PostgresClient, poolSize: Int, leaseTimeout: Duration, statementTimeout: Duration, logger: Logger
     ) async -> PostgresDedupeStore {
-        let runTask: Task<Void, Never>
-        if #available(macOS 26.0, *) {
-            runTask = Task.immediate { await client.run() }
-        } else {
-            runTask = Task { await client.run() }
-        }
+        let runTask = await startRunning(client)
         return PostgresDedupeStore(
             client: client, runTask: runTask, poolSize: poolSize, leaseTimeout: leaseTimeout, statementTimeout: statementTimeout,
             logger: logger)
+    }
+
+    /// Starts `client.run()` in a task that has entered it when this returns (see
+    /// ``start(_:poolSize:leaseTimeout:statementTimeout:logger:)``).
+    @concurrent
+    static func startRunning(_ client: PostgresClient) async -> Task<Void, Never> {
+        if #available(macOS 26.0, *) {
+            return Task.immediate { await client.run() }
+        }
+        return Task { await client.run() }
     }
 
     private init(

@@ -43,16 +43,20 @@ extension SluiceError {
             return SluiceError(code: .storeUnavailable, message: "\(step) was cancelled", isRetriable: true)
         }
         if String(describing: type(of: error)) == "ConnectionPoolError" {
-            // The pool's own failures (its module is not imported here): its circuit breaker
-            // (connecting has failed for a minute), its shutdown (the store was closed). Their
-            // reflection names the reason.
+            // The pool's own failures (its module is not imported here): its shutdown (the store
+            // was closed), a cancelled lease (the caller was cancelled), its circuit breaker
+            // (connecting has failed for a minute). Their reflection names the reason.
             let base = String(reflecting: error)
-            let reason =
-                base.contains("poolShutdown")
-                ? "the store is closed"
-                : base.contains("CircuitBreaker")
-                    ? "the database is unreachable (connecting has failed for a minute; the pool keeps trying)"
-                    : "the database is unreachable (\(type(of: error)))"
+            let reason: String
+            if base.contains("poolShutdown") {
+                reason = "the store is closed"
+            } else if base.contains("requestCancelled") {
+                reason = "the wait for a connection was cancelled"
+            } else if base.contains("CircuitBreaker") {
+                reason = "the database is unreachable (connecting has failed for a minute; the pool keeps trying)"
+            } else {
+                reason = "the database is unreachable (\(type(of: error)))"
+            }
             return SluiceError(code: .storeUnavailable, message: "\(step) failed: \(reason)", isRetriable: true)
         }
         return SluiceError(

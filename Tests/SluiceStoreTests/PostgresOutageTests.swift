@@ -241,6 +241,25 @@ struct PostgresOutageTests {
         #expect(!log.all.contains { $0.contains("hasn't been called yet") }, "\(log.all.filter { $0.contains("PostgresClient") })")
     }
 
+    @Test("The pool's run loop is entered before the first lease: no start-up warning, 20 times over (a plain Task warned 19 times in 20)")
+    func poolRunsBeforeTheFirstLease() async throws {
+        let server = try PostgresStoreLocation(url: try PostgresTestDatabase.serverURL())
+        let log = CapturedLog()
+        for _ in 0..<20 {
+            let configuration = PostgresClient.Configuration(
+                host: server.host, port: server.port, username: server.username, password: server.password,
+                database: server.database, tls: .disable)
+            let client = PostgresClient(configuration: configuration, backgroundLogger: log.logger())
+            let running = await PostgresDedupeStore.startRunning(client)
+            try await client.withConnection { connection in
+                _ = try await connection.query("SELECT 1", logger: PostgresTestDatabase.logger).get()
+            }
+            running.cancel()
+            await running.value
+        }
+        #expect(!log.all.contains { $0.contains("hasn't been called yet") }, "\(log.all.filter { $0.contains("PostgresClient") })")
+    }
+
     @Test("Closing the store during an outage returns promptly, even with calls waiting")
     func closeDuringOutage() async throws {
         let server = try OutagePostgresServer.start()
