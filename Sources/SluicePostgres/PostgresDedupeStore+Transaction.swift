@@ -17,11 +17,13 @@ extension PostgresDedupeStore {
         /// The leased connection the transaction runs on, for native PostgresNIO queries.
         public let connection: PostgresConnection
         private let logger: Logger
+        private let statementTimeout: TimeAmount
         private var savepoints = 0
 
-        init(connection: PostgresConnection, logger: Logger) {
+        init(connection: PostgresConnection, logger: Logger, statementTimeout: TimeAmount) {
             self.connection = connection
             self.logger = logger
+            self.statementTimeout = statementTimeout
         }
 
         /// Always `SQLDialect/postgresql`.
@@ -37,7 +39,7 @@ extension PostgresDedupeStore {
                 SELECT payload_hash, processed_at, process_count FROM sluice_processed_events \
                 WHERE consumer_group = \(group) AND handler = \(handler) AND event_id = \(eventID)
                 """,
-                on: connection, logger: logger, step: step)
+                on: connection, logger: logger, step: step, timeout: statementTimeout)
             guard let row = result.rows.first else { return nil }
             let (payloadHash, processedAt, processCount) = try PostgresDedupeStore.decode(row, as: (String, Date, Int64).self, step: step)
             return ProcessedEvent(
@@ -74,7 +76,7 @@ extension PostgresDedupeStore {
                         RETURNING process_count
                         """,
                     binds: binds),
-                on: connection, logger: logger, step: step)
+                on: connection, logger: logger, step: step, timeout: statementTimeout)
             guard let row = result.rows.first else {
                 throw SluiceError(code: .storeStatementFailed, message: "\(step) returned no row", isRetriable: false)
             }
@@ -94,7 +96,7 @@ extension PostgresDedupeStore {
                 ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET \
                 next_offset = GREATEST(sluice_offsets.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at
                 """,
-                on: connection, logger: logger, step: "storing the next offset")
+                on: connection, logger: logger, step: "storing the next offset", timeout: statementTimeout)
         }
 
         /// Runs `body` inside `SAVEPOINT`: released when it returns, rolled back to (and released)
@@ -106,20 +108,20 @@ extension PostgresDedupeStore {
             savepoints += 1
             let name = "sp_\(savepoints)"
             try await PostgresDedupeStore.run(
-                PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), on: connection, logger: logger, step: "savepoint")
+                PostgresQuery(unsafeSQL: "SAVEPOINT \(name)"), on: connection, logger: logger, step: "savepoint", timeout: statementTimeout)
             let result: T
             do {
                 result = try await body()
             } catch {
                 try await PostgresDedupeStore.run(
                     PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT \(name)"), on: connection, logger: logger,
-                    step: "rollback to savepoint")
+                    step: "rollback to savepoint", timeout: statementTimeout)
                 try await PostgresDedupeStore.run(
-                    PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT \(name)"), on: connection, logger: logger, step: "release savepoint")
+                    PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT \(name)"), on: connection, logger: logger, step: "release savepoint", timeout: statementTimeout)
                 throw error
             }
             try await PostgresDedupeStore.run(
-                PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT \(name)"), on: connection, logger: logger, step: "release savepoint")
+                PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT \(name)"), on: connection, logger: logger, step: "release savepoint", timeout: statementTimeout)
             return result
         }
 
@@ -159,7 +161,7 @@ extension PostgresDedupeStore {
             var binds = PostgresBindings(capacity: arguments.count)
             for argument in arguments { binds.append(argument) }
             return try await PostgresDedupeStore.run(
-                PostgresQuery(unsafeSQL: numbered.sql, binds: binds), on: connection, logger: logger, step: "statement")
+                PostgresQuery(unsafeSQL: numbered.sql, binds: binds), on: connection, logger: logger, step: "statement", timeout: statementTimeout)
         }
     }
 }

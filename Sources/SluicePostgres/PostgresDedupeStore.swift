@@ -23,17 +23,61 @@ public final class PostgresDedupeStore: DedupeStore {
     /// The default number of connections the pool opens at most.
     public static let defaultPoolSize = 10
 
+    /// How long a call waits for a pooled connection by default: ``open(url:migrations:poolSize:leaseTimeout:statementTimeout:logger:)``.
+    public static let defaultLeaseTimeout: Duration = .seconds(10)
+
+    /// How long a statement may go unanswered by default: ``open(url:migrations:poolSize:leaseTimeout:statementTimeout:logger:)``.
+    public static let defaultStatementTimeout: Duration = .seconds(60)
+
     let client: PostgresClient
     let logger: Logger
+    /// How long the store waits for the answer to one of its statements before it gives the
+    /// connection up as dead.
+    let statementTimeout: TimeAmount
+    /// How long a call waits for a pooled connection before it throws STORE_UNAVAILABLE.
+    let leaseTimeout: Duration
     private let runTask: Task<Void, Never>
     /// One transaction per pooled connection.
     public let maxConcurrentTransactions: Int
 
-    private init(client: PostgresClient, poolSize: Int, logger: Logger) {
+    /// Starts the pool's run loop before anything can lease from it.
+    ///
+    /// `@concurrent`, so that it is on the global executor that `PostgresClient.run()` runs on:
+    /// the immediate task then enters `run()` synchronously, before this returns, and the pool is
+    /// running by the time ``open(url:migrations:poolSize:leaseTimeout:statementTimeout:logger:)`` leases for
+    /// the migrations. (A plain `Task` started it some time later: the first lease could come
+    /// first, and PostgresNIO warned that `run()` had not been called yet.)
+    @concurrent
+    private static func start(
+        _ client: PostgresClient, poolSize: Int, leaseTimeout: Duration, statementTimeout: Duration, logger: Logger
+    ) async -> PostgresDedupeStore {
+        let runTask = await startRunning(client)
+        return PostgresDedupeStore(
+            client: client, runTask: runTask, poolSize: poolSize, leaseTimeout: leaseTimeout, statementTimeout: statementTimeout,
+            logger: logger)
+    }
+
+    /// Starts `client.run()` in a task that has entered it when this returns (see
+    /// ``start(_:poolSize:leaseTimeout:statementTimeout:logger:)``).
+    @concurrent
+    static func startRunning(_ client: PostgresClient) async -> Task<Void, Never> {
+        if #available(macOS 26.0, *) {
+            return Task.immediate { await client.run() }
+        }
+        return Task { await client.run() }
+    }
+
+    private init(
+        client: PostgresClient, runTask: Task<Void, Never>, poolSize: Int, leaseTimeout: Duration, statementTimeout: Duration,
+        logger: Logger
+    ) {
         self.client = client
+        self.leaseTimeout = max(.milliseconds(1), leaseTimeout)
+        self.runTask = runTask
         self.maxConcurrentTransactions = poolSize
+        let (seconds, attoseconds) = statementTimeout.components
+        self.statementTimeout = .nanoseconds(max(1_000_000, seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000))
         self.logger = logger
-        self.runTask = Task { await client.run() }
     }
 
     deinit {
@@ -52,6 +96,15 @@ public final class PostgresDedupeStore: DedupeStore {
     ///     The port defaults to 5432, `sslmode` to `prefer`.
     ///   - migrations: The service's own schema changes, in order; see `StoreMigration`.
     ///   - poolSize: How many connections the pool opens at most. Default: ``defaultPoolSize`` (10).
+    ///   - leaseTimeout: How long a call waits for a pooled connection (the pool opens one when
+    ///     none is free and fewer than `poolSize` are open) before it throws
+    ///     `SluiceError/Code/storeUnavailable`: while the server is down, calls fail within this
+    ///     time. Default: ``defaultLeaseTimeout`` (10 s).
+    ///   - statementTimeout: How long one statement may go unanswered before the store gives its
+    ///     connection up as dead: it closes the connection and the call throws
+    ///     `SluiceError/Code/storeUnavailable`. A bound on a lost server (a network that drops
+    ///     packets without closing the connection), not on slow queries: keep it above the
+    ///     longest statement a handler runs. Default: ``defaultStatementTimeout`` (60 s).
     ///   - logger: Where the store and its pool log.
     /// - Returns: The open store.
     /// - Throws: `SluiceError` with `SluiceError/Code/storeLocationInvalid` for a URL it cannot
@@ -62,6 +115,8 @@ public final class PostgresDedupeStore: DedupeStore {
         url: String,
         migrations: [StoreMigration] = [],
         poolSize: Int = defaultPoolSize,
+        leaseTimeout: Duration = defaultLeaseTimeout,
+        statementTimeout: Duration = defaultStatementTimeout,
         logger: Logger
     ) async throws -> PostgresDedupeStore {
         let location = try PostgresStoreLocation(url: url)
@@ -72,8 +127,9 @@ public final class PostgresDedupeStore: DedupeStore {
             host: location.host, port: location.port, username: location.username, password: location.password,
             database: location.database, tls: location.tls)
         configuration.options.maximumConnections = max(1, poolSize)
-        let store = PostgresDedupeStore(
-            client: PostgresClient(configuration: configuration, backgroundLogger: logger), poolSize: max(1, poolSize), logger: logger)
+        let store = await start(
+            PostgresClient(configuration: configuration, backgroundLogger: logger), poolSize: max(1, poolSize),
+            leaseTimeout: leaseTimeout, statementTimeout: statementTimeout, logger: logger)
         do {
             try await store.migrate(PostgresStoreSchema.migrations + migrations)
         } catch {
@@ -133,8 +189,8 @@ public final class PostgresDedupeStore: DedupeStore {
     ///   made PostgreSQL roll the transaction back at commit.
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { connection in
-                try await Self.transaction(on: connection, logger: logger, body)
+            return try await withLease { connection in
+                try await Self.transaction(on: connection, logger: logger, timeout: statementTimeout, body)
             }
         } catch let failure as BodyFailure {
             throw failure.error
@@ -149,18 +205,21 @@ public final class PostgresDedupeStore: DedupeStore {
     }
 
     nonisolated(nonsending) private static func transaction<T: Sendable>(
-        on connection: PostgresConnection, logger: Logger, _ body: (Transaction) async throws -> T
+        on connection: PostgresConnection, logger: Logger, timeout: TimeAmount, _ body: (Transaction) async throws -> T
     ) async throws -> T {
-        try await run("BEGIN", on: connection, logger: logger, step: "begin")
-        let transaction = Transaction(connection: connection, logger: logger)
+        try await run("BEGIN", on: connection, logger: logger, step: "begin", timeout: timeout)
+        let transaction = Transaction(connection: connection, logger: logger, statementTimeout: timeout)
         let result: T
         do {
             result = try await body(transaction)
         } catch {
-            await rollback(on: connection, logger: logger)
+            await rollback(on: connection, logger: logger, timeout: timeout)
             throw BodyFailure(error: error)
         }
-        let commit = try await run("COMMIT", on: connection, logger: logger, step: "commit")
+        // When the connection fails while COMMIT is under way, whether it committed is unknown:
+        // the call throws STORE_UNAVAILABLE either way, and the records' redelivery finds out
+        // through their processed-event records.
+        let commit = try await run("COMMIT", on: connection, logger: logger, step: "commit", timeout: timeout)
         if commit.metadata.command == "ROLLBACK" {
             // PostgreSQL answers COMMIT with ROLLBACK when a statement failed earlier in the
             // transaction (an error the body caught and did not rethrow): nothing was written.
@@ -172,12 +231,15 @@ public final class PostgresDedupeStore: DedupeStore {
         return result
     }
 
-    private static func rollback(on connection: PostgresConnection, logger: Logger) async {
+    private static func rollback(on connection: PostgresConnection, logger: Logger, timeout: TimeAmount) async {
         do {
-            try await run("ROLLBACK", on: connection, logger: logger, step: "rollback")
+            try await run("ROLLBACK", on: connection, logger: logger, step: "rollback", timeout: timeout)
         } catch {
             // A connection whose state is unknown must not go back to the pool mid-transaction.
-            logger.warning("rollback failed; closing the connection", metadata: ["error.message": "\(error)"])
+            // (One that is closed already rolled back on the server.)
+            if !connection.isClosed {
+                logger.warning("rollback failed; closing the connection", metadata: ["error.message": "\(error.message)"])
+            }
             try? await connection.close()
         }
     }
@@ -198,7 +260,7 @@ public final class PostgresDedupeStore: DedupeStore {
                 PostgresQuery(
                     unsafeSQL: "SELECT topic, partition, next_offset FROM sluice_offsets WHERE consumer_group = $1 AND topic = ANY($2)",
                     binds: binds),
-                on: connection, logger: logger, step: "reading stored offsets"
+                on: connection, logger: logger, step: "reading stored offsets", timeout: statementTimeout
             ).rows
         }
         var offsets: [TopicPartition: Offset] = [:]
@@ -220,7 +282,7 @@ public final class PostgresDedupeStore: DedupeStore {
         return try await withConnection(step: "pruning processed events") { connection in
             try await Self.run(
                 PostgresQuery(unsafeSQL: "DELETE FROM sluice_processed_events WHERE processed_at < $1", binds: binds),
-                on: connection, logger: logger, step: "pruning processed events"
+                on: connection, logger: logger, step: "pruning processed events", timeout: statementTimeout
             ).metadata.rows ?? 0
         }
     }
@@ -228,7 +290,7 @@ public final class PostgresDedupeStore: DedupeStore {
     /// Runs `body` on a leased connection outside any transaction, mapping the pool's errors.
     private func withConnection<T: Sendable>(step: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withLease { connection in try await body(connection) }
         } catch {
             throw SluiceError.postgres(error, step: step)
         }
@@ -239,16 +301,17 @@ public final class PostgresDedupeStore: DedupeStore {
     /// Applies the migrations not yet recorded, in order, in one transaction under the advisory lock.
     private func migrate(_ migrations: [StoreMigration]) async throws {
         let logger = logger
+        let timeout = statementTimeout
         try await withTransaction { transaction in
             let connection = transaction.connection
             try await Self.run(
                 "SELECT pg_advisory_xact_lock(\(PostgresStoreSchema.migrationLockKey))", on: connection, logger: logger,
-                step: "locking the migrations")
+                step: "locking the migrations", timeout: timeout)
             try await Self.run(
                 PostgresQuery(unsafeSQL: PostgresStoreSchema.migrationsTable), on: connection, logger: logger,
-                step: "creating sluice_migrations")
+                step: "creating sluice_migrations", timeout: timeout)
             let applied = try await Self.run(
-                "SELECT id FROM sluice_migrations", on: connection, logger: logger, step: "reading applied migrations")
+                "SELECT id FROM sluice_migrations", on: connection, logger: logger, step: "reading applied migrations", timeout: timeout)
             var appliedIDs = Set<String>()
             for row in applied.rows {
                 appliedIDs.insert(try Self.decode(row, as: String.self, step: "reading applied migrations"))
@@ -256,11 +319,11 @@ public final class PostgresDedupeStore: DedupeStore {
             for migration in migrations where !appliedIDs.contains(migration.id) {
                 do {
                     for statement in PostgresSQLText.statements(in: migration.script(for: .postgresql)) {
-                        try await Self.run(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger, step: "migration \(migration.id)")
+                        try await Self.run(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger, step: "migration \(migration.id)", timeout: timeout)
                     }
                     try await Self.run(
                         "INSERT INTO sluice_migrations (id, applied_at) VALUES (\(migration.id), now())", on: connection,
-                        logger: logger, step: "recording migration \(migration.id)")
+                        logger: logger, step: "recording migration \(migration.id)", timeout: timeout)
                 } catch let error as SluiceError {
                     throw SluiceError(
                         code: .storeMigrationFailed, message: "migration '\(migration.id)' failed: \(error.message)",
@@ -274,18 +337,62 @@ public final class PostgresDedupeStore: DedupeStore {
 
     // MARK: - Running statements
 
-    /// Runs `query` and collects its rows and command tag.
+    /// Runs `query` and collects its rows and command tag, waiting at most `timeout` for them.
+    ///
+    /// Every call ends: with the result, with the statement's error, at once with
+    /// `STORE_UNAVAILABLE` when the connection is closed already, or with `STORE_UNAVAILABLE`
+    /// after `timeout`, the connection closed. PostgresNIO never answers a query sent on a
+    /// connection once its channel is closed (the server went away): the query is dropped on the
+    /// torn-down pipeline and its future never completes. That is how a transaction whose server
+    /// crashed hung in its ROLLBACK, holding its group-commit runner and its lease for good. So
+    /// the query is sent from the connection's event loop, where the channel cannot close
+    /// between the check and the send; the timeout bounds a server that is gone without the
+    /// connection knowing (a network that drops packets).
     ///
     /// - Throws: ``SluiceError`` (see ``SluiceError/postgres(_:step:)``).
     @discardableResult
-    static func run(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, step: String) async throws(SluiceError)
-        -> PostgresQueryResult
+    static func run(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, step: String, timeout: TimeAmount)
+        async throws(SluiceError) -> PostgresQueryResult
     {
         do {
-            let result: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
-            return try await result.get()
+            return try await send(query, on: connection, logger: logger, timeout: timeout).get()
+        } catch let error as StatementFailure {
+            throw SluiceError(code: .storeUnavailable, message: "\(step) failed: \(error.reason)", isRetriable: true)
         } catch {
             throw SluiceError.postgres(error, step: step)
+        }
+    }
+
+    /// Why a statement got no answer.
+    struct StatementFailure: Error {
+        var reason: String
+    }
+
+    /// Sends `query` on `connection` from its event loop, failing at once when it is closed and
+    /// after `timeout` when it does not answer (then closing it).
+    private static func send(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, timeout: TimeAmount)
+        -> EventLoopFuture<PostgresQueryResult>
+    {
+        let eventLoop = connection.eventLoop
+        return eventLoop.flatSubmit {
+            guard !connection.isClosed else {
+                return eventLoop.makeFailedFuture(
+                    StatementFailure(reason: "the connection to the database is closed (the server went away)"))
+            }
+            let promise = eventLoop.makePromise(of: PostgresQueryResult.self)
+            let deadline = eventLoop.scheduleTask(in: timeout) {
+                // The first completion wins: the query's own failure, once the connection is
+                // closed, comes after this one.
+                promise.fail(
+                    StatementFailure(
+                        reason: "no answer from the database within \(Duration.nanoseconds(timeout.nanoseconds)); closed the connection"))
+                let _: EventLoopFuture<Void> = connection.close()
+            }
+            connection.query(query, logger: logger).whenComplete { result in
+                deadline.cancel()
+                promise.completeWith(result)
+            }
+            return promise.futureResult
         }
     }
 

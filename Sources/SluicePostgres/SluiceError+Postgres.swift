@@ -11,6 +11,10 @@ extension SluiceError {
     /// PostgresNIO's own descriptions are not used, since they can quote the query and its binds.
     static func postgres(_ error: any Error, step: String) -> SluiceError {
         if let error = error as? SluiceError { return error }
+        if let error = error as? PostgresDedupeStore.LeaseTimedOut {
+            return SluiceError(
+                code: .storeUnavailable, message: "\(step) failed: no database connection within \(error.timeout)", isRetriable: true)
+        }
         if let error = error as? PSQLError {
             if error.code == .server, let info = error.serverInfo {
                 let sqlState = info[.sqlState] ?? "?????"
@@ -37,6 +41,23 @@ extension SluiceError {
         }
         if error is CancellationError {
             return SluiceError(code: .storeUnavailable, message: "\(step) was cancelled", isRetriable: true)
+        }
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            // The pool's own failures (its module is not imported here): its shutdown (the store
+            // was closed), a cancelled lease (the caller was cancelled), its circuit breaker
+            // (connecting has failed for a minute). Their reflection names the reason.
+            let base = String(reflecting: error)
+            let reason: String
+            if base.contains("poolShutdown") {
+                reason = "the store is closed"
+            } else if base.contains("requestCancelled") {
+                reason = "the wait for a connection was cancelled"
+            } else if base.contains("CircuitBreaker") {
+                reason = "the database is unreachable (connecting has failed for a minute; the pool keeps trying)"
+            } else {
+                reason = "the database is unreachable (\(type(of: error)))"
+            }
+            return SluiceError(code: .storeUnavailable, message: "\(step) failed: \(reason)", isRetriable: true)
         }
         return SluiceError(
             code: .storeUnavailable, message: "\(step) failed: the database is unreachable (\(type(of: error)))", isRetriable: true)

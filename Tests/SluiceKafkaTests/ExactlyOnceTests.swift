@@ -27,7 +27,9 @@ struct ExactlyOnceTests {
         let database: String
         let ledger: URL
 
-        init(database: DatabaseKind) async throws {
+        /// - Parameter postgresServer: The server to create the PostgreSQL database on, when not
+        ///   the test command's.
+        init(database: DatabaseKind, postgresServer: String? = nil) async throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-exactly-once-\(UUID().uuidString)")
             let schemas = directory.appendingPathComponent("EventSchemas/ledger.amount_posted")
             try FileManager.default.createDirectory(at: schemas, withIntermediateDirectories: true)
@@ -36,13 +38,13 @@ struct ExactlyOnceTests {
             _ = FileManager.default.createFile(atPath: ledger.path, contents: nil)
             switch database {
             case .sqlite: self.database = directory.appendingPathComponent("store.sqlite").path
-            case .postgres: self.database = try await TestPostgres.freshDatabaseURL()
+            case .postgres: self.database = try await TestPostgres.freshDatabaseURL(server: postgresServer)
             }
         }
 
         func start(
             _ cluster: EmbeddedKafkaCluster, topic: String, group: String, name: String,
-            environment extra: [String: String] = [:], logLevel: String = "error"
+            environment extra: [String: String] = [:], logLevel: String = "error", shutdownTimeout: Int = 10
         ) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -50,7 +52,7 @@ struct ExactlyOnceTests {
             process.arguments = [
                 "run", "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", group,
                 "--database", database, "--schemas", directory.appendingPathComponent("EventSchemas").path,
-                "--shutdown-timeout", "10", "--log-level", logLevel,
+                "--shutdown-timeout", "\(shutdownTimeout)", "--log-level", logLevel,
                 "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300",
             ]
             var environment = ProcessInfo.processInfo.environment
