@@ -267,12 +267,13 @@ public final class SQLiteDedupeStore: DedupeStore {
     }
 
     public func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
-        try await withWriterSession { session in
+        let path = self.path
+        return try await withWriterSession { session in
             try await session.perform { database in
                 do {
                     try database.execute(sql: "BEGIN IMMEDIATE")
                 } catch {
-                    throw Self.translate(error, step: "begin")
+                    throw Self.translate(error, step: "begin on \(path)")
                 }
             }
             let result: T
@@ -293,7 +294,7 @@ public final class SQLiteDedupeStore: DedupeStore {
                 } catch {
                     // A failed COMMIT may leave the transaction open (SQLITE_BUSY): end it.
                     if database.isInsideTransaction { try? database.execute(sql: "ROLLBACK") }
-                    throw Self.translate(error, step: "commit")
+                    throw Self.translate(error, step: "commit on \(path)")
                 }
             }
             return result
