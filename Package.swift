@@ -325,6 +325,7 @@ let package = Package(
         .testTarget(
             name: "SluiceStoreTests",
             dependencies: [
+                "SluiceTestServiceSupport",
                 "Sluice",
                 "SluiceDatabase",
                 "SluiceTesting",
@@ -338,6 +339,7 @@ let package = Package(
         .testTarget(
             name: "SluiceKafkaTests",
             dependencies: [
+                "SluiceTestServiceSupport",
                 "Sluice",
                 "SluiceKafka",
                 "SluiceTesting",

@@ -3,6 +3,7 @@ import Logging
 import Sluice
 import SluiceCLI
 import SluiceKafka
+import SluiceTestServiceSupport
 import Testing
 
 /// A service process (`sluice-test-balance-consumer`) whose PostgreSQL server crashes

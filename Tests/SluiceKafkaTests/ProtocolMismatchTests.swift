@@ -18,7 +18,7 @@ struct ProtocolMismatchTests {
     /// A TCP listener on 127.0.0.1 that answers every request with a few junk bytes: a size of 6,
     /// the request's correlation id, and two bytes, which is no ApiVersion response (librdkafka:
     /// `ApiVersionRequest failed: Local: Read underflow`).
-    final class JunkListener: @unchecked Sendable {
+    final class JunkListener: Sendable {
         let port: UInt16
         private let descriptor: Int32
 

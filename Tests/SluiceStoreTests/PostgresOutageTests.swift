@@ -3,77 +3,11 @@ import Logging
 import PostgresNIO
 import Sluice
 import Synchronization
+import SluiceTestServiceSupport
 import Testing
 
 @testable import SluicePostgres
 
-/// A PostgreSQL server of its own for one outage test (`scripts/postgres-test-server.sh` with a
-/// state file of its own): it can be crashed (`pg_ctl stop -m immediate`) and resumed on the same
-/// port and data directory without disturbing the shared test server.
-final class OutagePostgresServer: Sendable {
-    let url: String
-    private let stateFile: String
-
-    private static var script: String {
-        // Tests/SluiceStoreTests/<this file> → the repository's scripts/.
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/postgres-test-server.sh").path
-    }
-
-    private init(url: String, stateFile: String) {
-        self.url = url
-        self.stateFile = stateFile
-    }
-
-    /// Starts a durable server (`SLUICE_POSTGRES_DURABLE=1`: synchronous_commit on), so that a
-    /// crash loses no commit it acknowledged; the default test server's synchronous_commit=off
-    /// would lose the last ones, which a test would take for lost effects.
-    static func start() throws -> OutagePostgresServer {
-        let stateFile = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-outage-\(UUID().uuidString).state").path
-        let output = try run("start", stateFile: stateFile)
-        let url = output.trimmingCharacters(in: .whitespacesAndNewlines)
-        return OutagePostgresServer(url: url + "?sslmode=disable", stateFile: stateFile)
-    }
-
-    /// Stops the server at once, as a crash would: its connections drop mid-statement.
-    func crash() throws { _ = try Self.run("crash", stateFile: stateFile) }
-    /// Starts the crashed server again on the same port and data directory.
-    func resume() throws { _ = try Self.run("resume", stateFile: stateFile) }
-    /// Stops the server and deletes its data.
-    func stop() { _ = try? Self.run("stop", stateFile: stateFile) }
-
-    struct ScriptFailed: Error, CustomStringConvertible {
-        var command: String
-        var status: Int32
-        var description: String { "scripts/postgres-test-server.sh \(command) exited with \(status)" }
-    }
-
-    /// Runs the script with `command` and returns what it printed.
-    ///
-    /// Spawned and waited for directly (`posix_spawn`, `waitpid`): Foundation's `Process` did not
-    /// see the script exit here (it stayed a zombie, `waitUntilExit` never returned), apparently
-    /// because of the server the script leaves running.
-    @discardableResult
-    private static func run(_ command: String, stateFile: String) throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-outage-\(UUID().uuidString).out")
-        defer { try? FileManager.default.removeItem(at: output) }
-        let shell = "SLUICE_POSTGRES_DURABLE=1 SLUICE_POSTGRES_STATE_FILE='\(stateFile)' exec /bin/bash '\(script)' \(command) >'\(output.path)' </dev/null"
-        let arguments = ["/bin/sh", "-c", shell]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &argv, environ)
-        guard spawned == 0 else { throw ScriptFailed(command: command, status: spawned) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { break }
-        }
-        // WEXITSTATUS, spelled out: the macro is not imported.
-        let exitStatus = (status >> 8) & 0xff
-        guard exitStatus == 0 else { throw ScriptFailed(command: command, status: exitStatus) }
-        return (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-    }
-}
 
 /// Log lines kept for inspection.
 final class CapturedLog: Sendable {
@@ -168,7 +102,7 @@ struct PostgresOutageTests {
         let server = try OutagePostgresServer.start()
         defer { server.stop() }
         let log = CapturedLog()
-        let store = try await PostgresDedupeStore.open(url: server.url, migrations: Self.migrations, poolSize: 4, logger: log.logger())
+        let store = try await PostgresDedupeStore.open(url: server.url + "?sslmode=disable", migrations: Self.migrations, poolSize: 4, logger: log.logger())
         let calls = Calls()
         let stop = StopFlag()
         let workers = 6
@@ -268,7 +202,7 @@ struct PostgresOutageTests {
     func closeDuringOutage() async throws {
         let server = try OutagePostgresServer.start()
         defer { server.stop() }
-        let store = try await PostgresDedupeStore.open(url: server.url, migrations: Self.migrations, poolSize: 2, logger: CapturedLog().logger())
+        let store = try await PostgresDedupeStore.open(url: server.url + "?sslmode=disable", migrations: Self.migrations, poolSize: 2, logger: CapturedLog().logger())
         try server.crash()
         let calls = Calls()
         let stop = StopFlag()
