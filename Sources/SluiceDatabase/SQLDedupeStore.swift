@@ -90,6 +90,20 @@ public enum SQLDedupeStore: DedupeStore {
             }
         }
 
+        public func processedEvents(group: String, keys: [ProcessedEventKey]) async throws -> [ProcessedEventKey: ProcessedEvent] {
+            switch self {
+            case .sqlite(let transaction): try await transaction.processedEvents(group: group, keys: keys)
+            case .postgres(let transaction): try await transaction.processedEvents(group: group, keys: keys)
+            }
+        }
+
+        public func markProcessed(group: String, marks: [ProcessedEventMark], at time: Date) async throws -> [Int] {
+            switch self {
+            case .sqlite(let transaction): try await transaction.markProcessed(group: group, marks: marks, at: time)
+            case .postgres(let transaction): try await transaction.markProcessed(group: group, marks: marks, at: time)
+            }
+        }
+
         public func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws {
             switch self {
             case .sqlite(let transaction): try await transaction.storeNextOffset(offset, for: partition, group: group)

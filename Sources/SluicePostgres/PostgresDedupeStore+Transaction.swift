@@ -84,6 +84,85 @@ extension PostgresDedupeStore {
             return Int(count)
         }
 
+        /// The records of every key in `keys`, in one query, so a group of records costs one round
+        /// trip, not one per record. Each key is looked up by the primary key (a `LATERAL` join
+        /// from the `UNNEST` of the keys): a plain join let the planner hash the whole table for
+        /// every group once it had grown.
+        ///
+        /// - Throws: `SluiceError` when the query fails.
+        public func processedEvents(group: String, keys: [ProcessedEventKey]) async throws -> [ProcessedEventKey: ProcessedEvent] {
+            guard !keys.isEmpty else { return [:] }
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(group)
+            binds.append(keys.map(\.handler))
+            binds.append(keys.map(\.eventID))
+            let step = "reading the processed-event records"
+            let result = try await PostgresDedupeStore.run(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT e.handler, e.event_id, e.payload_hash, e.processed_at, e.process_count \
+                        FROM UNNEST($2::text[], $3::text[]) AS k(handler, event_id) \
+                        CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
+                        AND p.handler = k.handler AND p.event_id = k.event_id) e
+                        """,
+                    binds: binds),
+                on: connection, logger: logger, step: step, timeout: statementTimeout)
+            var found: [ProcessedEventKey: ProcessedEvent] = [:]
+            for row in result.rows {
+                let (handler, eventID, payloadHash, processedAt, processCount) =
+                    try PostgresDedupeStore.decode(row, as: (String, String, String, Date, Int64).self, step: step)
+                found[ProcessedEventKey(handler: handler, eventID: eventID)] = ProcessedEvent(
+                    group: group, handler: handler, eventID: eventID, payloadHash: payloadHash, processedAt: processedAt,
+                    processCount: Int(processCount))
+            }
+            return found
+        }
+
+        /// Records several processed events with one upsert (`INSERT … SELECT FROM UNNEST … ON
+        /// CONFLICT DO UPDATE`), with the same semantics as the single-record one: a concurrent
+        /// transaction inserting one of the records makes this one wait on the unique key until
+        /// that one ends.
+        ///
+        /// - Returns: Each record's process count after this call, in the order of `marks`.
+        /// - Throws: `SluiceError` when the statement fails.
+        public func markProcessed(group: String, marks: [ProcessedEventMark], at time: Date) async throws -> [Int] {
+            guard !marks.isEmpty else { return [] }
+            var binds = PostgresBindings(capacity: 6)
+            binds.append(group)
+            binds.append(marks.map(\.key.handler))
+            binds.append(marks.map(\.key.eventID))
+            binds.append(marks.map(\.payloadHash))
+            binds.append(marks.map { Int64(max(1, $0.count)) })
+            binds.append(PostgresTimestamp(date: time))
+            let step = "recording the processed events"
+            let result = try await PostgresDedupeStore.run(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO sluice_processed_events \
+                        (consumer_group, handler, event_id, payload_hash, processed_at, process_count) \
+                        SELECT $1, m.handler, m.event_id, m.payload_hash, $6, m.times \
+                        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) AS m(handler, event_id, payload_hash, times) \
+                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET \
+                        process_count = sluice_processed_events.process_count + EXCLUDED.process_count, \
+                        processed_at = EXCLUDED.processed_at, payload_hash = EXCLUDED.payload_hash \
+                        RETURNING handler, event_id, process_count
+                        """,
+                    binds: binds),
+                on: connection, logger: logger, step: step, timeout: statementTimeout)
+            var counts: [ProcessedEventKey: Int] = [:]
+            for row in result.rows {
+                let (handler, eventID, count) = try PostgresDedupeStore.decode(row, as: (String, String, Int64).self, step: step)
+                counts[ProcessedEventKey(handler: handler, eventID: eventID)] = Int(count)
+            }
+            return try marks.map { mark in
+                guard let count = counts[mark.key] else {
+                    throw SluiceError(
+                        code: .storeStatementFailed, message: "\(step) returned no row for event \(mark.key.eventID)", isRetriable: false)
+                }
+                return count
+            }
+        }
+
         /// Stores the offset `group` resumes `partition` from; a stored offset never moves backwards
         /// (the greater of the stored and the new one is kept).
         ///

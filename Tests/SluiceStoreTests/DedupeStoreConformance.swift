@@ -150,6 +150,64 @@ enum DedupeStoreConformance {
         #expect(otherHandler == 1)
     }
 
+    /// The batch forms answer as the single ones do: `processedEvents` finds exactly the recorded
+    /// keys of the group (other handlers' and other groups' records are not theirs), and
+    /// `markProcessed(marks:)` inserts new records with their counts and raises existing ones,
+    /// returning the counts in the order of the marks.
+    static func batchLookupAndMarksMatchTheSingleForms<Store: DedupeStore>(_ open: @escaping Open<Store>) async throws {
+        let store = try await open(migrations)
+        let first = Date(timeIntervalSince1970: 1_700_000_000.25)
+        let later = Date(timeIntervalSince1970: 1_700_000_900.5)
+        try await store.withTransaction { transaction in
+            try await transaction.markProcessed(group: group, handler: handler, eventID: "b-1", payloadHash: "h1", at: first)
+            try await transaction.markProcessed(group: group, handler: "audit", eventID: "b-2", payloadHash: "h2", at: first)
+            try await transaction.markProcessed(group: "other-group", handler: handler, eventID: "b-3", payloadHash: "h3", at: first)
+        }
+        let keys = [
+            ProcessedEventKey(handler: handler, eventID: "b-1"), ProcessedEventKey(handler: handler, eventID: "b-2"),
+            ProcessedEventKey(handler: "audit", eventID: "b-2"), ProcessedEventKey(handler: handler, eventID: "b-3"),
+            ProcessedEventKey(handler: handler, eventID: "b-new"),
+        ]
+        let found = try await store.withTransaction { transaction in try await transaction.processedEvents(group: group, keys: keys) }
+        #expect(Set(found.keys) == [keys[0], keys[2]])
+        #expect(found[keys[0]]?.payloadHash == "h1")
+        #expect(found[keys[0]]?.processCount == 1)
+        #expect(found[keys[0]].map { abs($0.processedAt.timeIntervalSince(first)) < 0.001 } == true)
+        #expect(found[keys[2]]?.payloadHash == "h2")
+        #expect(try await store.withTransaction { transaction in try await transaction.processedEvents(group: group, keys: []) }.isEmpty)
+
+        let counts = try await store.withTransaction { transaction in
+            try await transaction.markProcessed(group: group, marks: [
+                ProcessedEventMark(key: keys[4], payloadHash: "n1"),
+                ProcessedEventMark(key: keys[0], payloadHash: "h1b"),
+                ProcessedEventMark(key: ProcessedEventKey(handler: handler, eventID: "b-twice"), payloadHash: "t", count: 2),
+            ], at: later)
+        }
+        #expect(counts == [1, 2, 2])
+        let after = try await store.withTransaction { transaction in
+            try await transaction.processedEvents(group: group, keys: [keys[0], keys[4], ProcessedEventKey(handler: handler, eventID: "b-twice")])
+        }
+        #expect(after[keys[0]]?.payloadHash == "h1b")
+        #expect(after[keys[0]]?.processCount == 2)
+        #expect(after[keys[0]].map { abs($0.processedAt.timeIntervalSince(later)) < 0.001 } == true)
+        #expect(after[keys[4]]?.processCount == 1)
+        #expect(after[ProcessedEventKey(handler: handler, eventID: "b-twice")]?.processCount == 2)
+        // Nothing of another group moved.
+        #expect(try await store.withTransaction { transaction in
+            try await transaction.processedEvent(group: "other-group", handler: handler, eventID: "b-3")
+        }?.processCount == 1)
+        // A batch rolled back with its transaction leaves nothing.
+        await #expect(throws: HandlerFailure()) {
+            try await store.withTransaction { transaction in
+                _ = try await transaction.markProcessed(group: group, marks: [
+                    ProcessedEventMark(key: ProcessedEventKey(handler: handler, eventID: "b-undone"), payloadHash: "u"),
+                ], at: later)
+                throw HandlerFailure()
+            }
+        }
+        #expect(try await processedEvent(store, eventID: "b-undone") == nil)
+    }
+
     enum RecordOutcome: Sendable, Hashable {
         case committed
         case skipped

@@ -24,6 +24,9 @@ struct PostgresDedupeStoreTests {
         try await conformance(Conformance.savepointRollbackUndoesOnlyItsOwnWrites)
     }
     @Test func markProcessedCountsReprocessing() async throws { try await conformance(Conformance.markProcessedCountsReprocessing) }
+    @Test func batchLookupAndMarksMatchTheSingleForms() async throws {
+        try await conformance(Conformance.batchLookupAndMarksMatchTheSingleForms)
+    }
     @Test func concurrentRecordingCommitsOnce() async throws {
         try await PostgresTestDatabase.with { database in
             let outcomes = try await Conformance.concurrentRecordingCommitsOnce(database.open)

@@ -31,6 +31,9 @@ struct SQLiteDedupeStoreTests {
         try await conformance(Conformance.savepointRollbackUndoesOnlyItsOwnWrites)
     }
     @Test func markProcessedCountsReprocessing() async throws { try await conformance(Conformance.markProcessedCountsReprocessing) }
+    @Test func batchLookupAndMarksMatchTheSingleForms() async throws {
+        try await conformance(Conformance.batchLookupAndMarksMatchTheSingleForms)
+    }
     @Test func concurrentRecordingCommitsOnce() async throws {
         try await withFile { path in
             let outcomes = try await Conformance.concurrentRecordingCommitsOnce { migrations in

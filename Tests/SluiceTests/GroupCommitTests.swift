@@ -6,8 +6,8 @@ import Synchronization
 import Testing
 
 /// Group commit in the pipeline: consecutive records of a lane share one store transaction, a
-/// savepoint per handler, and a failure costs only its own record.
-@Suite("Group commit: one transaction per group of records, a savepoint per handler")
+/// savepoint per group, and a failure costs only its own record (the records before it run again).
+@Suite("Group commit: one transaction per group of records, a savepoint per group")
 struct GroupCommitTests {
     static let schema = #"""
         {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["seq"],
@@ -78,7 +78,7 @@ struct GroupCommitTests {
             deadLetterSink: sink, logger: Logger(label: "group-commit") { _ in SwiftLogNoOpLogHandler() })
     }
 
-    @Test("Ten records, the fifth failing once: the four before it commit together, it is retried alone, the five after commit together; its failed attempt leaves no trace")
+    @Test("Ten records, the fifth failing once: the four before it commit together (run again after the group's savepoint is rolled back), it is retried alone, the five after commit together; its failed attempt leaves no trace")
     func failingHandlerInsideGroup() async throws {
         let store = CountingStore()
         let sink = RecordingDeadLetterSink()
@@ -94,7 +94,10 @@ struct GroupCommitTests {
         let outcomes = await pipeline.process(Self.records(0..<10))
         #expect(outcomes == Array(repeating: RecordOutcome.handled, count: 10))
         #expect(store.commits.load(ordering: .relaxed) == 3, "group [0-3], record 4 alone, group [5-9]")
-        #expect((0..<10).map(calls.count) == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1])
+        // One savepoint per group: the failure rolled the group back, and the four records before
+        // it ran again (their first run left nothing: each committed value is the second call's).
+        #expect((0..<10).map(calls.count) == [2, 2, 2, 2, 2, 1, 1, 1, 1, 1])
+        #expect((0..<4).map { store.base.committedValue(forKey: "seq-\($0)") } == Array(repeating: .string("2"), count: 4))
         #expect(store.base.committedValue(forKey: "failed-attempt-write") == nil)
         #expect(store.base.committedValue(forKey: "seq-4") == .string("2"))
         #expect(store.base.processedEvents.count == 10)
@@ -150,6 +153,88 @@ struct GroupCommitTests {
         #expect(outcomes == Array(repeating: RecordOutcome.handled, count: 20))
         #expect(store.base.committedValue(forKey: "total") == .string("\((0..<20).reduce(0, +))"))
         #expect(store.base.processedEvents.count == 20)
+    }
+
+    @Test("Another consumer records an event of the group while it runs (two consumers of a partition in a rebalance): nothing of the group stays, its records are redone, that event is a duplicate")
+    func eventRecordedConcurrentlyDuringGroup() async throws {
+        let store = CountingStore()
+        let sink = RecordingDeadLetterSink()
+        let calls = Calls()
+        let pipeline = try Self.pipeline(store: store, sink: sink) { seq, context in
+            let attempt = calls.record(seq)
+            context.transaction.setValue(.string("\(attempt)"), forKey: "seq-\(seq)")
+            if seq == 3 && attempt == 1 {
+                // The other consumer's transaction handles e3 and commits first.
+                let hash = PayloadHash.of(context.record.value ?? [])
+                _ = try await store.base.withTransaction { other in
+                    try await other.markProcessed(group: "g", handler: "count", eventID: "e3", payloadHash: hash, at: Date())
+                }
+            }
+        }
+        let outcomes = await pipeline.process(Self.records(0..<10))
+        #expect(outcomes == (0..<10).map { $0 == 3 ? RecordOutcome.duplicate : .handled })
+        // The group ran every record, then could not record e3: it rolled back as a whole, and
+        // each record ran again on its own, except e3, now found processed.
+        #expect((0..<10).map(calls.count) == (0..<10).map { $0 == 3 ? 1 : 2 })
+        #expect(store.base.committedValue(forKey: "seq-3") == nil, "the group's write for e3 was rolled back")
+        #expect(store.base.committedValue(forKey: "seq-4") == .string("2"))
+        #expect(store.base.processedEvents.count == 10)
+        #expect(store.base.processedEvents.allSatisfy { $0.processCount == 1 })
+        #expect(try await store.base.storedOffsets(group: "g", partitions: [TopicPartition(topic: "t", partition: 0)]).values.first == Offset(10))
+        #expect(sink.codes.isEmpty)
+    }
+
+    @Test("Reprocessing a group in which an event comes twice runs its handler twice and counts both")
+    func reprocessTwiceInsideGroup() async throws {
+        let store = CountingStore()
+        let calls = Calls()
+        let pipeline = try Self.pipeline(store: store, sink: RecordingDeadLetterSink(), configure: { $0.dedupe = .reprocess }) { seq, _ in
+            _ = calls.record(seq)
+        }
+        var records = Self.records(0..<3)
+        records.append(Self.records(1..<2)[0])  // e1 again, same payload
+        for index in records.indices { records[index].offset = Offset(Int64(index)) }
+        #expect(await pipeline.process(records) == [.handled, .handled, .handled, .handled])
+        #expect(calls.count(1) == 2)
+        let counts = Dictionary(uniqueKeysWithValues: store.base.processedEvents.map { ($0.eventID, $0.processCount) })
+        #expect(counts == ["e0": 1, "e1": 2, "e2": 1])
+        #expect(store.commits.load(ordering: .relaxed) == 1)
+    }
+
+    @Test("Two handlers per event, the second failing once on the third record: the first handler's write for it commits with the group, once; the second is retried alone; every effect once")
+    func secondHandlerFailsInsideGroup() async throws {
+        let store = CountingStore()
+        let sink = RecordingDeadLetterSink()
+        let calls = Calls()
+        var registry = SchemaRegistry()
+        try registry.register(eventType: "orders.item_counted", version: 1, schemaText: Self.schema)
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_counted", as: Item.self, handler: "first") { event, context in
+            let previous = context.transaction.value(forKey: "first-total")
+            var total = 1
+            if case .string(let text) = previous { total += Int(text) ?? 0 }
+            context.transaction.setValue(.string("\(total)"), forKey: "first-total")
+        }
+        router.on("orders.item_counted", as: Item.self, handler: "second") { event, context in
+            let seq = event.payload.seq
+            let attempt = calls.record(seq)
+            context.transaction.setValue(.string("\(attempt)"), forKey: "second-\(seq)")
+            if seq == 2 && attempt == 1 { throw SluiceError(code: "FLAKY", message: "first attempt fails", isRetriable: true) }
+        }
+        var configuration = EventPipeline<CountingStore>.Configuration(group: "g")
+        configuration.retry.initialDelay = .milliseconds(1)
+        let pipeline = EventPipeline(
+            configuration: configuration, decoder: EnvelopeDecoder(registry: registry),
+            upcasters: try UpcasterChain(registry: registry), router: router, store: store,
+            deadLetterSink: sink, logger: Logger(label: "group-commit") { _ in SwiftLogNoOpLogHandler() })
+        let outcomes = await pipeline.process(Self.records(0..<6))
+        #expect(outcomes == Array(repeating: RecordOutcome.handled, count: 6))
+        // Each record's first handler counted once in what committed.
+        #expect(store.base.committedValue(forKey: "first-total") == .string("6"))
+        #expect(store.base.committedValue(forKey: "second-2") == .string("2"))
+        #expect(store.base.processedEvents.count == 12)
+        #expect(store.base.processedEvents.allSatisfy { $0.processCount == 1 })
+        #expect(sink.codes.isEmpty)
     }
 
     @Test("Groups are bounded by their record count")

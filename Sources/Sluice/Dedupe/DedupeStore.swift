@@ -55,11 +55,85 @@ public protocol DedupeTransaction: SendableMetatype {
     @discardableResult
     func markProcessed(group: String, handler: String, eventID: String, payloadHash: String, at time: Date) async throws -> Int
 
+    /// The records of every event in `keys` processed by its handler in `group`: one lookup for a
+    /// whole group of records (one round trip on PostgreSQL instead of one per record). Keys
+    /// without a record are absent from the result.
+    ///
+    /// The default looks each key up with ``processedEvent(group:handler:eventID:)``.
+    func processedEvents(group: String, keys: [ProcessedEventKey]) async throws -> [ProcessedEventKey: ProcessedEvent]
+
+    /// Records several processed events at once, as ``markProcessed(group:handler:eventID:payloadHash:at:)``
+    /// does each: inserted with `mark.count` as the process count, or, when the record exists,
+    /// the count raised by `mark.count` and time and hash replaced. The keys are distinct.
+    ///
+    /// - Returns: Each record's process count after this call, in the order of `marks`. A mark
+    ///   whose event had no record before and whose count is more than `mark.count` raced a
+    ///   concurrent transaction: the caller must roll back.
+    ///
+    /// The default calls ``markProcessed(group:handler:eventID:payloadHash:at:)`` `mark.count` times per mark.
+    func markProcessed(group: String, marks: [ProcessedEventMark], at time: Date) async throws -> [Int]
+
     /// Stores the offset `group` resumes `partition` from.
     func storeNextOffset(_ offset: Offset, for partition: TopicPartition, group: String) async throws
 
     /// Runs `body` so that what it wrote is undone when it throws, while the transaction goes on.
     func withSavepoint<T>(_ body: () async throws -> T) async throws -> T
+}
+
+extension DedupeTransaction {
+    public func processedEvents(group: String, keys: [ProcessedEventKey]) async throws -> [ProcessedEventKey: ProcessedEvent] {
+        var found: [ProcessedEventKey: ProcessedEvent] = [:]
+        for key in keys {
+            if let event = try await processedEvent(group: group, handler: key.handler, eventID: key.eventID) { found[key] = event }
+        }
+        return found
+    }
+
+    public func markProcessed(group: String, marks: [ProcessedEventMark], at time: Date) async throws -> [Int] {
+        var counts: [Int] = []
+        counts.reserveCapacity(marks.count)
+        for mark in marks {
+            var count = 0
+            for _ in 0..<max(1, mark.count) {
+                count = try await markProcessed(
+                    group: group, handler: mark.key.handler, eventID: mark.key.eventID, payloadHash: mark.payloadHash, at: time)
+            }
+            counts.append(count)
+        }
+        return counts
+    }
+}
+
+/// Which processed-event record: a handler and an event, within a consumer group.
+public struct ProcessedEventKey: Sendable, Hashable {
+    /// The handler's registered name.
+    public var handler: String
+    /// The envelope's `event_id`.
+    public var eventID: String
+
+    /// The record of `eventID` processed by `handler`.
+    public init(handler: String, eventID: String) {
+        self.handler = handler
+        self.eventID = eventID
+    }
+}
+
+/// One record to write with ``DedupeTransaction/markProcessed(group:marks:at:)``.
+public struct ProcessedEventMark: Sendable, Hashable {
+    /// Which record.
+    public var key: ProcessedEventKey
+    /// ``PayloadHash`` of the record's value.
+    public var payloadHash: String
+    /// How many times the handler processed the event in this transaction (more than 1 only when
+    /// a `reprocess` replay met the event twice).
+    public var count: Int
+
+    /// A mark of `key` processed `count` times, with `payloadHash`.
+    public init(key: ProcessedEventKey, payloadHash: String, count: Int = 1) {
+        self.key = key
+        self.payloadHash = payloadHash
+        self.count = count
+    }
 }
 
 /// That an event was processed by a handler.

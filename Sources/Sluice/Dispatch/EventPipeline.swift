@@ -298,11 +298,6 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         var durations: [(handler: String, duration: Duration)] = []
     }
 
-    private enum SavepointResult: Sendable {
-        case handled, duplicate
-        case mismatch(stored: String)
-    }
-
     /// Runs consecutive routable records from `start` as one group of the next shared store
     /// transaction, until the group is full, a record is not routable, or a handler fails.
     private func commitGroup(_ records: [Record], prepared: [Prepared], from start: Int) async -> GroupResult {
@@ -342,73 +337,159 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         return count
     }
 
+    /// A handler that threw inside a group: at record `record` (an index into the lane's
+    /// records), route `route`.
+    private struct GroupHandlerFailure: Error {
+        var record: Int
+        var route: Int
+        var handler: String
+        var error: any Error
+        var started: ContinuousClock.Instant
+    }
+
+    /// What one run of a group's records did inside its savepoint.
+    private struct GroupRun {
+        var result = GroupResult()
+        /// The processed-event records to write, in the order they were made.
+        var marks: [ProcessedEventMark] = []
+        /// Index into `marks` of each key this run handled.
+        var handledHere: [ProcessedEventKey: Int] = [:]
+        var position: (partition: TopicPartition, offset: Offset)?
+    }
+
     /// One lane's group inside the shared transaction `transaction`, which began at `began`.
+    ///
+    /// Round trips per group, not per record (they are what a PostgreSQL transaction waits on):
+    /// - the store is asked once for the dedupe records of every record the group may take;
+    /// - the group runs inside **one savepoint**, not one per handler. When a handler throws, the
+    ///   group's savepoint is rolled back (the failing handler's writes with it) and the records
+    ///   before the failing one run again inside a new one: their handlers are called again, and
+    ///   what commits is exactly what a savepoint per handler would have left. Failures are rare,
+    ///   so this costs less than two statements per record; the failing record is then retried
+    ///   alone, as before;
+    /// - the group's processed-event records are written once, with its offset, at its end.
+    ///
+    /// What the group handled itself is looked up in its own marks first, so a record delivered
+    /// twice within the group is a duplicate as before. Groups of one shared transaction run one
+    /// after another, so a later group's lookup sees what an earlier one wrote.
     private func runGroup(
         _ records: [Record], prepared: [Prepared], from start: Int, in transaction: Store.Transaction,
         began: ContinuousClock.Instant
     ) async throws -> GroupResult {
         let group = configuration.group
+        let limits = configuration.groupCommit
+
+        var keys: [ProcessedEventKey] = []
+        var candidate = start
+        while candidate < records.count, candidate - start < limits.maxRecords,
+            case .route(let envelope, let routes) = prepared[candidate].step
+        {
+            for route in routes { keys.append(ProcessedEventKey(handler: route.name, eventID: envelope.eventID)) }
+            candidate += 1
+        }
+        let stored = try await transaction.processedEvents(group: group, keys: Array(Set(keys)))
+
+        var failure: GroupHandlerFailure?
+        var run: GroupRun
+        while true {
+            do {
+                run = try await transaction.withSavepoint {
+                    try await self.runRecords(
+                        records, prepared: prepared, from: start, before: failure.map { ($0.record, $0.route) },
+                        stored: stored, in: transaction, began: began)
+                }
+            } catch let thrown as GroupHandlerFailure {
+                // Rolled back to the group's savepoint: run what came before the failure again.
+                prepared[thrown.record].log.logger(handler: thrown.handler)
+                    .warning("handler failed; retrying alone", metadata: ["error": "\(thrown.error)", "attempt": "1"])
+                failure = thrown
+                if thrown.record == start && thrown.route == 0 {
+                    run = GroupRun()  // nothing came before it
+                    break
+                }
+                continue
+            }
+            break
+        }
+        if let failure, run.result.stop == nil {
+            run.result.stop = .failed(route: failure.route, error: failure.error, started: failure.started)
+        }
+        if !run.marks.isEmpty {
+            let counts = try await transaction.markProcessed(group: group, marks: run.marks, at: clock())
+            for (mark, count) in zip(run.marks, counts) where stored[mark.key] == nil && count != mark.count {
+                // Another consumer recorded the event meanwhile (two consumers of one partition
+                // during a rebalance): nothing of this transaction may commit. Each lane redoes
+                // its records one at a time, and this one finds the event processed.
+                throw Self.concurrentlyProcessed(mark.key.eventID)
+            }
+        }
+        if configuration.storesOffsets, let position = run.position {
+            try await transaction.storeNextOffset(position.offset, for: position.partition, group: group)
+        }
+        return run.result
+    }
+
+    /// Runs the group's records from `start` (all the group may take, or only those before the
+    /// handler at `before`, which failed in an earlier run), inside the group's savepoint.
+    ///
+    /// - Throws: ``GroupHandlerFailure`` when a handler throws; the caller rolls the savepoint back.
+    private func runRecords(
+        _ records: [Record], prepared: [Prepared], from start: Int, before end: (record: Int, route: Int)?,
+        stored: [ProcessedEventKey: ProcessedEvent], in transaction: Store.Transaction, began: ContinuousClock.Instant
+    ) async throws -> GroupRun {
         let dedupe = configuration.dedupe
         let isReplay = configuration.isReplay
         let limits = configuration.groupCommit
-        var result = GroupResult()
-        var position: (partition: TopicPartition, offset: Offset)?
+        var run = GroupRun()
         var index = start
-        while index < records.count, result.outcomes.count < limits.maxRecords,
-            result.outcomes.isEmpty || ContinuousClock.now - began < limits.maxDuration
+        while index < records.count, run.result.outcomes.count < limits.maxRecords,
+            end.map({ index <= $0.record }) ?? (run.result.outcomes.isEmpty || ContinuousClock.now - began < limits.maxDuration)
         {
             guard case .route(let envelope, let routes) = prepared[index].step else { break }
             let record = records[index]
             let payloadHash = PayloadHash.of(record.value ?? [])
+            let routeEnd = end.flatMap { $0.record == index ? $0.route : nil } ?? routes.count
             var sawHandled = false
-            for (routeIndex, route) in routes.enumerated() {
+            for routeIndex in 0..<routeEnd {
+                let route = routes[routeIndex]
                 let started = ContinuousClock.now
-                let savepoint: SavepointResult
-                do {
-                    savepoint = try await transaction.withSavepoint {
-                        let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
-                        if let existing {
-                            if existing.payloadHash != payloadHash { return .mismatch(stored: existing.payloadHash) }
-                            if dedupe == .respect { return .duplicate }
-                        }
-                        let context = HandlerContext(
-                            envelope: envelope, record: record, log: prepared[index].log, isReplay: isReplay,
-                            attempt: 1, handlerName: route.name, transaction: transaction)
-                        try await route.call(context)
-                        let count = try await transaction.markProcessed(
-                            group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
-                        if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
-                        return .handled
+                let key = ProcessedEventKey(handler: route.name, eventID: envelope.eventID)
+                let existingHash = run.handledHere[key].map { run.marks[$0].payloadHash } ?? stored[key]?.payloadHash
+                if let existingHash {
+                    if existingHash != payloadHash {
+                        run.result.stop = .mismatch(route: routeIndex, stored: existingHash)
+                        break
                     }
+                    if dedupe == .respect { continue }
+                }
+                do {
+                    let context = HandlerContext(
+                        envelope: envelope, record: record, log: prepared[index].log, isReplay: isReplay,
+                        attempt: 1, handlerName: route.name, transaction: transaction)
+                    try await route.call(context)
                 } catch {
-                    prepared[index].log.logger(handler: route.name)
-                        .warning("handler failed; retrying alone", metadata: ["error": "\(error)", "attempt": "1"])
-                    result.stop = .failed(route: routeIndex, error: error, started: started)
-                    break
+                    throw GroupHandlerFailure(record: index, route: routeIndex, handler: route.name, error: error, started: started)
                 }
-                switch savepoint {
-                case .handled:
-                    sawHandled = true
-                    result.durations.append((route.name, ContinuousClock.now - started))
-                case .duplicate:
-                    continue
-                case .mismatch(let stored):
-                    result.stop = .mismatch(route: routeIndex, stored: stored)
+                if let mark = run.handledHere[key] {
+                    run.marks[mark].count += 1
+                } else {
+                    run.handledHere[key] = run.marks.count
+                    run.marks.append(ProcessedEventMark(key: key, payloadHash: payloadHash))
                 }
-                if result.stop != nil { break }
+                sawHandled = true
+                run.result.durations.append((route.name, ContinuousClock.now - started))
             }
-            if result.stop != nil {
-                result.partlyHandled = sawHandled
+            if run.result.stop != nil || routeEnd < routes.count {
+                // A mismatch, or the record whose handler failed in an earlier run: the group
+                // ends before it, with the handlers before that one done.
+                run.result.partlyHandled = sawHandled
                 break
             }
-            position = (record.topicPartition, record.offset.next)
-            result.outcomes.append(sawHandled ? .handled : .duplicate)
+            run.position = (record.topicPartition, record.offset.next)
+            run.result.outcomes.append(sawHandled ? .handled : .duplicate)
             index += 1
         }
-        if configuration.storesOffsets, let position {
-            try await transaction.storeNextOffset(position.offset, for: position.partition, group: group)
-        }
-        return result
+        return run
     }
 
     // MARK: - One record at a time
