@@ -5,9 +5,12 @@ import Foundation
 import GRDB
 import Logging
 import OrderFulfillment
+import PostgresNIO
 import Sluice
 import SluiceCLI
+import SluiceDatabase
 import SluiceKafka
+import SluicePostgres
 import SluiceSQLite
 import Synchronization
 
@@ -26,8 +29,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Records produced at the fixed rate for the latency measurement (0 skips it).") var latencyRecords = 50_000
     @Option(help: "Produce rate for the latency measurement, records/s.") var latencyRate = 10_000
     @Option(help: "Records a lane holds before its partition is paused (the consumer's default: 1,000).") var laneCapacity = 1_000
-    @Option(help: "Run one layer only, for profiling: raw, consumer, memory-noop, memory-write, sqlite-orders, bare-sqlite, latency.")
+    @Option(help: "Run one layer only, for profiling: raw, consumer, memory-noop, memory-write, sqlite-orders, bare-sqlite, postgres-orders, bare-postgres, latency.")
     var only: String?
+    @Option(help: "A postgres:// URL of an empty database (sslmode=disable), to add the order-fulfillment workload on PostgreSQL and the same statements in a bare PostgresNIO loop.")
+    var postgres: String?
 
     private func runs(_ layer: String) -> Bool { only == nil || only == layer }
 
@@ -93,6 +98,19 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 try bareSQLiteLoop(values: values, path: directory.appendingPathComponent("bare.sqlite").path))
         }
 
+        if let postgres, runs("postgres-orders") {
+            let store = try await SQLDedupeStore.open(.postgres(url: postgres), migrations: Fulfillment.migrations(), logger: logger)
+            rates["postgres-orders"] = report("order fulfillment on PostgreSQL (\(try await Self.fsyncSetting(postgres)))", try await pipeline(
+                "postgres-orders", cluster: cluster, topic: topic, registry: registry, store: store,
+                router: Fulfillment.router(notifier: OutboxNotifier(path: nil)), logger: logger))
+            await store.close()
+        }
+        if let postgres, runs("bare-postgres") {
+            rates["bare-postgres"] = report(
+                "the same statements in a bare PostgresNIO loop (no Kafka, no pipeline; \(groupSize) per transaction, \(PostgresDedupeStore.defaultPoolSize) connections)",
+                try await barePostgresLoop(values: values, url: postgres, logger: logger))
+        }
+
         if latencyRecords > 0 && runs("latency") {
             let latency = try await produceToHandledLatency(cluster: cluster, directory: directory, registry: registry, logger: logger)
             print(String(
@@ -106,6 +124,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         for (name, numerator, denominator) in [
             ("consumer/raw", "consumer", "raw"), ("pipeline-memory/raw", "memory-noop", "raw"),
             ("pipeline-memory-write/raw", "memory-write", "raw"), ("sqlite-orders/bare-sqlite", "sqlite-orders", "bare-sqlite"),
+            ("postgres-orders/bare-postgres", "postgres-orders", "bare-postgres"), ("postgres-orders/sqlite-orders", "postgres-orders", "sqlite-orders"),
         ] {
             guard let top = rates[numerator], let bottom = rates[denominator] else { continue }
             print(String(format: "RATIO %@: %.3f", name, top / bottom))
@@ -178,10 +197,13 @@ struct PipelineBenchmark: AsyncParsableCommand {
         return Double(records - first) / elapsed.seconds
     }
 
-    /// The statements Sluice runs per `record-order` event, straight on GRDB: per group
-    /// `BEGIN IMMEDIATE`; per record a savepoint, the dedupe lookup, the order and two reservation
-    /// upserts, the processed-event upsert, the release; the partitions' offsets and `COMMIT`.
-    /// The payloads are decoded before the clock starts: this is the store's limit alone.
+    /// The statements Sluice runs for `record-order` events, straight on GRDB, in transactions of
+    /// ``groupSize`` records made of groups of 100 (a lane's group): per group a savepoint, the
+    /// dedupe lookups (the SQLite store looks each key up: a cached statement in the process
+    /// costs less than building one with a hundred parameters), per record the order and two
+    /// reservation upserts, then the processed-event upserts, the group's offset and the release;
+    /// `COMMIT` per transaction. The payloads are decoded before the clock starts: this is the
+    /// store's limit alone.
     private func bareSQLiteLoop(values: [[UInt8]], path: String) throws -> Double {
         var configuration = GRDB.Configuration()
         configuration.prepareDatabase { try $0.execute(sql: "PRAGMA synchronous = FULL") }
@@ -198,54 +220,247 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 """)
             for script in migrations { try database.execute(sql: script) }
         }
-        let decoder = EnvelopeDecoder(registry: try SchemaRegistry(directory: Self.eventSchemas))
-        struct Row { var eventID: String; var hash: String; var order: Fulfillment.OrderPlaced; var partition: Int }
-        let rows: [Row] = try values.enumerated().map { index, value in
-            let envelope = try decoder.decode(value)
-            let order = try JSONValueDecoder().decode(Fulfillment.OrderPlaced.self, from: envelope.data)
-            return Row(eventID: envelope.eventID, hash: PayloadHash.of(value), order: order, partition: index % partitions)
-        }
+        let rows = try Self.decodedRows(values, partitions: partitions)
         let start = ContinuousClock.now
         var index = 0
         while index < rows.count {
             let end = min(rows.count, index + groupSize)
             try pool.writeWithoutTransaction { database in
                 try database.execute(sql: "BEGIN IMMEDIATE")
-                var offsets: [Int: Int] = [:]
-                for (position, row) in rows[index..<end].enumerated() {
+                for groupStart in stride(from: index, to: end, by: Self.laneGroup) {
+                    let group = rows[groupStart..<min(end, groupStart + Self.laneGroup)]
                     try database.cachedStatement(sql: "SAVEPOINT sluice_1").execute()
-                    _ = try GRDB.Row.fetchOne(database.cachedStatement(sql: """
-                        SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
-                        WHERE consumer_group = ? AND handler = ? AND event_id = ?
-                        """), arguments: ["bench-bare", "record-order", row.eventID])
-                    try database.cachedStatement(sql: Fulfillment.recordOrderSQL).execute(
-                        arguments: [row.order.orderID, row.order.customerID, row.order.currency, row.order.totalMinor])
-                    for item in row.order.lineItems {
-                        try database.cachedStatement(sql: Fulfillment.requestReservationSQL).execute(
-                            arguments: [row.order.orderID, item.sku, item.quantity])
+                    for row in group {
+                        _ = try GRDB.Row.fetchOne(database.cachedStatement(sql: """
+                            SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
+                            WHERE consumer_group = ? AND handler = ? AND event_id = ?
+                            """), arguments: ["bench-bare", "record-order", row.eventID])
                     }
-                    _ = try Int.fetchOne(database.cachedStatement(sql: """
-                        INSERT INTO sluice_processed_events (consumer_group, handler, event_id, payload_hash, processed_at, process_count)
-                        VALUES (?, ?, ?, ?, ?, 1)
-                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET
-                            process_count = process_count + 1, processed_at = excluded.processed_at, payload_hash = excluded.payload_hash
-                        RETURNING process_count
-                        """), arguments: ["bench-bare", "record-order", row.eventID, row.hash, Date().timeIntervalSince1970])
-                    try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute()
-                    offsets[row.partition] = index + position + 1
-                }
-                for (partition, next) in offsets {
+                    for row in group {
+                        try database.cachedStatement(sql: Fulfillment.recordOrderSQL).execute(
+                            arguments: [row.order.orderID, row.order.customerID, row.order.currency, row.order.totalMinor])
+                        for item in row.order.lineItems {
+                            try database.cachedStatement(sql: Fulfillment.requestReservationSQL).execute(
+                                arguments: [row.order.orderID, item.sku, item.quantity])
+                        }
+                    }
+                    let now = Date().timeIntervalSince1970
+                    for row in group {
+                        _ = try Int.fetchOne(database.cachedStatement(sql: """
+                            INSERT INTO sluice_processed_events (consumer_group, handler, event_id, payload_hash, processed_at, process_count)
+                            VALUES (?, ?, ?, ?, ?, 1)
+                            ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET
+                                process_count = process_count + 1, processed_at = excluded.processed_at, payload_hash = excluded.payload_hash
+                            RETURNING process_count
+                            """), arguments: ["bench-bare", "record-order", row.eventID, row.hash, now])
+                    }
                     try database.cachedStatement(sql: """
                         INSERT INTO sluice_offsets (consumer_group, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
                         ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
                             next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at
-                        """).execute(arguments: ["bench-bare", "orders.events", partition, next, Date().timeIntervalSince1970])
+                        """).execute(arguments: ["bench-bare", "orders.events", group.last!.partition, group.endIndex, now])
+                    try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute()
                 }
                 try database.execute(sql: "COMMIT")
             }
             index = end
         }
         return Double(rows.count) / (ContinuousClock.now - start).seconds
+    }
+
+    static func setUp(_ statement: String, on connection: PostgresConnection, logger: Logger) async throws {
+        do {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        } catch {
+            throw ValidationError("bare PostgreSQL loop, setting up (\(statement.prefix(60))…): \(String(reflecting: error))")
+        }
+    }
+
+    /// Records of one lane's group in the pipeline (`GroupCommit.maxRecords`, default 100).
+    static let laneGroup = 100
+
+    struct DecodedRow: Sendable {
+        var eventID: String
+        var hash: String
+        var order: Fulfillment.OrderPlaced
+        var partition: Int
+    }
+
+    static func decodedRows(_ values: [[UInt8]], partitions: Int) throws -> [DecodedRow] {
+        let decoder = EnvelopeDecoder(registry: try SchemaRegistry(directory: Self.eventSchemas))
+        return try values.enumerated().map { index, value in
+            let envelope = try decoder.decode(value)
+            let order = try JSONValueDecoder().decode(Fulfillment.OrderPlaced.self, from: envelope.data)
+            return DecodedRow(eventID: envelope.eventID, hash: PayloadHash.of(value), order: order, partition: index % partitions)
+        }
+    }
+
+    /// Whether the server behind `url` syncs its commits (`fsync`, `synchronous_commit`), for the
+    /// figure's label: the test server runs with both off.
+    static func fsyncSetting(_ url: String) async throws -> String {
+        try await withPostgres(url, connections: 1, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }) { client in
+            try await client.withConnection { connection in
+                var settings: [String] = []
+                for name in ["fsync", "synchronous_commit"] {
+                    for try await value in try await connection.query(PostgresQuery(unsafeSQL: "SHOW \(name)"), logger: Logger(label: "bench")).decode(String.self) {
+                        settings.append("\(name) = \(value)")
+                    }
+                }
+                return settings.joined(separator: ", ")
+            }
+        }
+    }
+
+    /// A PostgresNIO client on `url` (host, port, user, password, database; no TLS), running
+    /// while `body` does.
+    static func withPostgres<T: Sendable>(
+        _ url: String, connections: Int, searchPath: String? = nil, logger: Logger, _ body: (PostgresClient) async throws -> T
+    ) async throws -> T {
+        guard let components = URLComponents(string: url), let host = components.host, let user = components.user else {
+            throw ValidationError("--postgres wants postgres://user[:password]@host[:port]/database")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: String(components.path.dropFirst()), tls: .disable)
+        configuration.options.maximumConnections = connections
+        if let searchPath { configuration.options.additionalStartupParameters = [("search_path", searchPath)] }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await client.run() }
+            defer { tasks.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    /// The statements the pipeline sends PostgreSQL for `record-order` events, straight through
+    /// PostgresNIO, on as many connections as the store's pool (each running transactions of
+    /// ``groupSize`` records side by side, as the store-wide group commit does): per group of 100
+    /// a savepoint, one dedupe lookup for the group (`UNNEST`), per record the order and two
+    /// reservation upserts, one processed-event upsert for the group, its offset and the release;
+    /// `BEGIN`/`COMMIT` per transaction. Its tables are in a schema of its own
+    /// (`sluice_bench_bare`, dropped and made again). The store's limit on this server.
+    private func barePostgresLoop(values: [[UInt8]], url: String, logger: Logger) async throws -> Double {
+        let schema = "sluice_bench_bare"
+        let connections = PostgresDedupeStore.defaultPoolSize
+        let rows = try Self.decodedRows(values, partitions: partitions)
+        let numbered = { (sql: String) -> String in
+            var count = 0
+            return sql.split(separator: "?", omittingEmptySubsequences: false).enumerated().map { index, part in
+                if index == 0 { return String(part) }
+                count += 1
+                return "$\(count)" + part
+            }.joined()
+        }
+        let orderSQL = numbered(Fulfillment.recordOrderSQL)
+        let reservationSQL = numbered(Fulfillment.requestReservationSQL)
+        return try await Self.withPostgres(url, connections: connections, searchPath: schema, logger: logger) { client in
+            try await client.withConnection { connection in
+                for statement in [
+                    "DROP SCHEMA IF EXISTS \(schema) CASCADE", "CREATE SCHEMA \(schema)",
+                    """
+                    CREATE TABLE \(schema).sluice_processed_events (consumer_group TEXT NOT NULL, handler TEXT NOT NULL, event_id TEXT NOT NULL,
+                        payload_hash TEXT NOT NULL, processed_at TIMESTAMPTZ NOT NULL, process_count BIGINT NOT NULL DEFAULT 1,
+                        PRIMARY KEY (consumer_group, handler, event_id))
+                    """,
+                    "CREATE INDEX ON \(schema).sluice_processed_events (processed_at)",
+                    """
+                    CREATE TABLE \(schema).sluice_offsets (consumer_group TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                        next_offset BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (consumer_group, topic, partition))
+                    """,
+                ] {
+                    try await Self.setUp(statement, on: connection, logger: logger)
+                }
+                for migration in Fulfillment.migrations() {
+                    for statement in migration.script(for: .postgresql).split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                        try await Self.setUp(String(statement), on: connection, logger: logger)
+                    }
+                }
+            }
+            // Each connection takes the partitions of its own lanes, as the pipeline's
+            // transactions never share a partition (a lane has one group in flight): transactions
+            // that wrote the same offset rows in turn would deadlock each other.
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { workers in
+                for worker in 0..<connections {
+                    let rows = rows.filter { $0.partition % connections == worker }
+                    workers.addTask { [groupSize] in
+                        for first in stride(from: 0, to: rows.count, by: groupSize) {
+                            let end = min(rows.count, first + groupSize)
+                            try await client.withConnection { connection in
+                                func run(_ sql: String, _ binds: PostgresBindings = PostgresBindings()) async throws {
+                                    do {
+                                        _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                                    } catch {
+                                        throw ValidationError("bare PostgreSQL loop: \(String(reflecting: error))")
+                                    }
+                                }
+                                try await run("BEGIN")
+                                for groupStart in stride(from: first, to: end, by: Self.laneGroup) {
+                                    let group = rows[groupStart..<min(end, groupStart + Self.laneGroup)]
+                                    try await run("SAVEPOINT sp_1")
+                                    var lookup = PostgresBindings()
+                                    lookup.append("bench-bare")
+                                    lookup.append(Array(repeating: "record-order", count: group.count))
+                                    lookup.append(group.map(\.eventID))
+                                    try await run("""
+                                        SELECT e.handler, e.event_id, e.payload_hash, e.processed_at, e.process_count \
+                                        FROM UNNEST($2::text[], $3::text[]) AS k(handler, event_id) \
+                                        CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
+                                        AND p.handler = k.handler AND p.event_id = k.event_id) e
+                                        """, lookup)
+                                    for row in group {
+                                        var order = PostgresBindings()
+                                        order.append(row.order.orderID)
+                                        order.append(row.order.customerID)
+                                        order.append(row.order.currency)
+                                        order.append(Int64(row.order.totalMinor))
+                                        try await run(orderSQL, order)
+                                        for item in row.order.lineItems {
+                                            var reservation = PostgresBindings()
+                                            reservation.append(row.order.orderID)
+                                            reservation.append(item.sku)
+                                            reservation.append(Int64(item.quantity))
+                                            try await run(reservationSQL, reservation)
+                                        }
+                                    }
+                                    var marks = PostgresBindings()
+                                    marks.append("bench-bare")
+                                    marks.append(Array(repeating: "record-order", count: group.count))
+                                    marks.append(group.map(\.eventID))
+                                    marks.append(group.map(\.hash))
+                                    marks.append(Array(repeating: Int64(1), count: group.count))
+                                    marks.append(Date())
+                                    try await run("""
+                                        INSERT INTO sluice_processed_events \
+                                        (consumer_group, handler, event_id, payload_hash, processed_at, process_count) \
+                                        SELECT $1, m.handler, m.event_id, m.payload_hash, $6, m.times \
+                                        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) AS m(handler, event_id, payload_hash, times) \
+                                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET \
+                                        process_count = sluice_processed_events.process_count + EXCLUDED.process_count, \
+                                        processed_at = EXCLUDED.processed_at, payload_hash = EXCLUDED.payload_hash \
+                                        RETURNING handler, event_id, process_count
+                                        """, marks)
+                                    var offset = PostgresBindings()
+                                    offset.append("bench-bare")
+                                    offset.append("orders.events")
+                                    offset.append(Int32(group.last!.partition))
+                                    offset.append(Int64(group.endIndex))
+                                    try await run("""
+                                        INSERT INTO sluice_offsets (consumer_group, topic, partition, next_offset, updated_at) \
+                                        VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET \
+                                        next_offset = GREATEST(sluice_offsets.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at
+                                        """, offset)
+                                    try await run("RELEASE SAVEPOINT sp_1")
+                                }
+                                try await run("COMMIT")
+                            }
+                        }
+                    }
+                }
+                try await workers.waitForAll()
+            }
+            return Double(rows.count) / (ContinuousClock.now - start).seconds
+        }
     }
 
     /// Records produced at ``latencyRate`` while an order-fulfillment consumer on SQLite runs;
