@@ -2,6 +2,7 @@ import ArgumentParser
 import CoreMetrics
 import Foundation
 import Logging
+import ServiceLifecycle
 import Sluice
 import SluiceHTTP
 import SluiceKafka
@@ -150,20 +151,22 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         var runnerConfiguration = ReplayRunner<Definition.Store>.Configuration()
         runnerConfiguration.checkpointPath = checkpoint
         let runner = ReplayRunner(pipeline: pipeline, configuration: runnerConfiguration, logger: logger)
-        let display = ReplayProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+        let format = LogFormat(rawValue: logFormat) ?? .text
+        // With JSON logs, standard error is read by a log pipeline: the progress lines are JSON
+        // objects too (as always shown as the replay goes, whatever --log-level says).
+        let display = ReplayProgressDisplay(
+            interactive: format == .text && isatty(STDERR_FILENO) == 1,
+            logger: format == .json ? format.logger(label: "sluice.replay", level: .notice) : nil)
         var progress: @Sendable (ReplayProgress) -> Void = display.show
-        var endpoint: (task: Task<Void, any Error>, source: ReplayOperationsSource<Definition.Store>)?
+        var endpoint: (group: ServiceGroup, task: Task<Void, any Error>, source: ReplayOperationsSource<Definition.Store>)?
         if let endpointAddress, let prometheus {
             let source = ReplayOperationsSource(pipeline: pipeline, store: store, group: group)
             progress = { value in
                 source.update(value)
                 display.show(value)
             }
-            endpoint = (try await Self.startEndpoint(address: endpointAddress, source: source, metrics: prometheus, logger: logger), source)
-        }
-        defer {
-            endpoint?.source.finish()
-            endpoint?.task.cancel()
+            let started = try await Self.startEndpoint(address: endpointAddress, source: source, metrics: prometheus, logger: logger)
+            endpoint = (started.group, started.task, source)
         }
 
         var summary: ReplaySummary
@@ -183,6 +186,11 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             summary = await Self.interruptible { [progress] in await runner.run(reader.batches, ends: reader.ends, progress: progress) }
             await reader.close()
         }
+        if let endpoint {
+            endpoint.source.finish()
+            await endpoint.group.triggerGracefulShutdown()
+            _ = try? await endpoint.task.value
+        }
         summary.dryRun = dryRun
         summary.requiresRecords = !allowEmpty
         try? await producer?.close()
@@ -191,13 +199,14 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         if !summary.isSuccess { throw ExitCode(1) }
     }
 
-    /// Starts the operations endpoint and returns once it listens.
+    /// Starts the operations endpoint and returns its service group once it listens; the replay
+    /// shuts the group down gracefully when it ends.
     ///
-    /// - Throws: ``SluiceError`` (`HTTP_ADDRESS_UNAVAILABLE`) when it cannot: the replay does not
-    ///   start without the endpoint it was asked for.
+    /// - Throws: ``SluiceError`` (`HTTP_ADDRESS_UNAVAILABLE`) when it cannot listen: the replay
+    ///   does not start without the endpoint it was asked for.
     static func startEndpoint(
         address: HTTPAddress, source: ReplayOperationsSource<Definition.Store>, metrics: PrometheusMetrics, logger: Logger
-    ) async throws -> Task<Void, any Error> {
+    ) async throws -> (group: ServiceGroup, task: Task<Void, any Error>) {
         // Settled once: by the first of "listening" and "failed", whichever the task reaches first.
         let started = Mutex<(result: Result<Void, any Error>?, continuation: CheckedContinuation<Void, any Error>?)>((nil, nil))
         let settle: @Sendable (Result<Void, any Error>) -> Void = { result in
@@ -208,9 +217,10 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             }?.resume(with: result)
         }
         let endpoint = OperationsEndpoint(address: address, source: source, metrics: metrics, logger: logger) { _ in settle(.success(())) }
+        let group = ServiceGroup(configuration: .init(services: [endpoint], logger: logger))
         let task = Task {
             do {
-                try await endpoint.run()
+                try await group.run()
             } catch {
                 settle(.failure(error))
                 throw error
@@ -223,7 +233,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             }
             if let early { continuation.resume(with: early) }
         }
-        return task
+        return (group, task)
     }
 
     /// Runs `body`, cancelling it on SIGINT or SIGTERM so the replay stops after its in-flight
@@ -255,10 +265,14 @@ struct UnavailableDeadLetterSink: DeadLetterSink {
 /// seconds otherwise (logs, CI).
 final class ReplayProgressDisplay: Sendable {
     private let interactive: Bool
+    private let logger: Logger?
     private let state = Mutex<(lines: Int, last: ContinuousClock.Instant?)>((0, nil))
 
-    init(interactive: Bool) {
+    /// - Parameter logger: Where the plain progress lines go as log entries (`notice`) instead of
+    ///   raw lines, when standard error carries JSON logs.
+    init(interactive: Bool, logger: Logger? = nil) {
         self.interactive = interactive
+        self.logger = logger
     }
 
     @Sendable func show(_ progress: ReplayProgress) {
@@ -281,7 +295,11 @@ final class ReplayProgressDisplay: Sendable {
                 if !progress.isFinal, let last = state.last, now - last < .seconds(5) { return }
                 state.last = now
                 let total = progress.partitions.values.reduce(0) { $0 + $1.done }
-                FileHandle.standardError.write(Data("progress: \(total) records done over \(rows.count) partitions\n".utf8))
+                if let logger {
+                    logger.notice("replay progress", metadata: ["records.done": "\(total)", "partitions": "\(rows.count)"])
+                } else {
+                    FileHandle.standardError.write(Data("progress: \(total) records done over \(rows.count) partitions\n".utf8))
+                }
             }
         }
     }

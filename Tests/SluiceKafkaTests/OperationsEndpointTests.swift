@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Logging
+import ServiceLifecycle
 import Sluice
 import SluiceCLI
 import SluiceHTTP
@@ -43,6 +44,7 @@ struct OperationsEndpointTests {
     final class Served<Store: DedupeStore>: Sendable {
         let running: Pipeline.Running<Store>
         let endpoint: Task<Void, any Error>
+        let group: ServiceGroup
         let address: HTTPAddress
         let metrics: PrometheusMetrics
 
@@ -54,7 +56,9 @@ struct OperationsEndpointTests {
                 source: ConsumerOperationsSource(consumer: consumer, storeTimeout: storeTimeout), metrics: metrics,
                 logger: Support.logger
             ) { address in bound.continuation.yield(address) }
-            self.endpoint = Task { try await endpoint.run() }
+            let group = ServiceGroup(configuration: .init(services: [endpoint], logger: Support.logger))
+            self.group = group
+            self.endpoint = Task { try await group.run() }
             var addresses = bound.stream.makeAsyncIterator()
             self.address = try #require(await addresses.next())
             self.running = Pipeline.Running(consumer)
@@ -62,8 +66,8 @@ struct OperationsEndpointTests {
 
         func stop() async throws {
             try await running.stop()
-            endpoint.cancel()
-            _ = try? await endpoint.value
+            await group.triggerGracefulShutdown()
+            try await endpoint.value
         }
     }
 
@@ -377,20 +381,24 @@ struct OperationsPiecesTests {
 struct RunCommandEndpointTests {
     typealias Support = KafkaTestSupport
 
-    /// Starts `sluice-test-consumer run …` with its standard error in a file.
-    static func start(_ fixture: ConsumerProcessTests.Fixture, _ cluster: EmbeddedKafkaCluster, extra: [String]) throws -> (Process, URL) {
+    /// Starts `sluice-test-consumer run …` (or `replay …`) with its standard error in a file.
+    static func start(
+        _ fixture: ConsumerProcessTests.Fixture, _ cluster: EmbeddedKafkaCluster, command: String = "run", topic: String = "cmd",
+        delayMicroseconds: Int = 0, extra: [String]
+    ) throws -> (Process, URL) {
         let errors = fixture.directory.appendingPathComponent("stderr-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("sluice-test-consumer")
         process.arguments = [
-            "run", "--bootstrap-servers", cluster.bootstrapServers, "--topic", "cmd", "--group", "cmd",
+            command, "--bootstrap-servers", cluster.bootstrapServers, "--topic", topic, "--group", topic,
             "--database", "memory", "--schemas", fixture.directory.appendingPathComponent("EventSchemas").path,
-            "--shutdown-timeout", "10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300",
-        ] + extra
+        ] + (command == "run" ? ["--shutdown-timeout", "10", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300"] : [])
+            + extra
         var environment = ProcessInfo.processInfo.environment
         environment["SLUICE_TEST_LEDGER"] = fixture.ledger.path
+        environment["SLUICE_TEST_HANDLER_DELAY_US"] = String(delayMicroseconds)
         process.environment = environment
         process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
@@ -401,11 +409,8 @@ struct RunCommandEndpointTests {
         try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
     }
 
-    @Test("run --http-address 127.0.0.1:0 --log-format json: every stderr line is a JSON object with its metadata; the endpoint's address is logged; /metrics counts the 50 records; a second process on the same port fails with HTTP_ADDRESS_UNAVAILABLE; a malformed address with HTTP_ADDRESS_INVALID")
-    func runWithEndpoint() async throws {
-        let cluster = try Support.cluster(topics: ["cmd": 2, "cmd.DLT": 1])
-        let fixture = try ConsumerProcessTests.Fixture()
-        let (process, errors) = try Self.start(fixture, cluster, extra: ["--http-address", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"])
+    /// The address the process logged (JSON logs) when its endpoint started listening.
+    static func loggedAddress(_ errors: URL) async throws -> HTTPAddress {
         let address = OperationsEndpointTests.Shared<HTTPAddress?>(nil)
         try await Support.eventually("the endpoint's address logged", timeout: .seconds(60)) {
             for line in try Self.lines(errors) {
@@ -416,7 +421,45 @@ struct RunCommandEndpointTests {
             }
             return address.current != nil
         }
-        let endpoint = try #require(address.current)
+        return try #require(address.current)
+    }
+
+    @Test("replay --http-address: during a slow replay, ready is 200, /partitions shows each partition's progress toward its end, /metrics counts handled records; the replay still ends with its summary and status 0")
+    func replayWithEndpoint() async throws {
+        let cluster = try Support.cluster(topics: ["rp": 2, "rp.DLT": 1])
+        let fixture = try ConsumerProcessTests.Fixture()
+        try await ConsumerProcessTests.produceEvents(cluster, topic: "rp", count: 200)
+        let (process, errors) = try Self.start(
+            fixture, cluster, command: "replay", topic: "rp", delayMicroseconds: 40_000,
+            extra: ["--http-address", "127.0.0.1:0", "--log-format", "json", "--log-level", "notice"])
+        let endpoint = try await Self.loggedAddress(errors)
+        #expect(try await OperationsEndpointTests.get(endpoint, "/health/live").status == 200)
+        let ready = try await OperationsEndpointTests.get(endpoint, "/health/ready")
+        #expect(ready.status == 200, "\(ready.body)")
+        try await Support.eventually("/partitions with both partitions under way", timeout: .seconds(30)) {
+            let page = try await OperationsEndpointTests.get(endpoint, "/partitions")
+            let list = (try page.json()["partitions"] as? [[String: Any]]) ?? []
+            return list.count == 2 && list.allSatisfy { $0["halted"] as? Bool == false && $0["done"] is Int }
+                && list.compactMap { $0["end"] as? Int }.reduce(0, +) == 200
+                && list.contains { ($0["remaining"] as? Int ?? 0) > 0 }
+        }
+        let page = try await OperationsEndpointTests.get(endpoint, "/metrics").body
+        let handled = try #require(OperationsEndpointTests.sample(page, "sluice_records_handled_total", ["topic": "rp"]))
+        #expect(handled > 0 && handled < 200, "mid-replay: \(handled)")
+        try await Support.eventually("the replay to end", timeout: .seconds(60)) { !process.isRunning }
+        #expect(process.terminationStatus == 0)
+        #expect(try fixture.handled().count == 200)
+        for line in try Self.lines(errors) {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line)")
+        }
+    }
+
+    @Test("run --http-address 127.0.0.1:0 --log-format json: every stderr line is a JSON object with its metadata; the endpoint's address is logged; /metrics counts the 50 records; a second process on the same port fails with HTTP_ADDRESS_UNAVAILABLE; a malformed address with HTTP_ADDRESS_INVALID")
+    func runWithEndpoint() async throws {
+        let cluster = try Support.cluster(topics: ["cmd": 2, "cmd.DLT": 1])
+        let fixture = try ConsumerProcessTests.Fixture()
+        let (process, errors) = try Self.start(fixture, cluster, extra: ["--http-address", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"])
+        let endpoint = try await Self.loggedAddress(errors)
         #expect(endpoint.port > 0)
         try await ConsumerProcessTests.produceEvents(cluster, topic: "cmd", count: 50)
         try await Support.eventually("/metrics counting 50 handled records", timeout: .seconds(60)) {
