@@ -2,7 +2,7 @@ import Foundation
 import Sluice
 import SluiceKafka
 
-/// Answers the operations endpoint for a running ``EventConsumer``.
+/// Answers the operations endpoint for a running `EventConsumer`.
 ///
 /// Readiness: the consumer holds its group assignment (an empty one counts), its store answers
 /// a read within ``storeTimeout``, and no partition is halted. Everything is read when asked.

@@ -18,8 +18,7 @@ public struct HTTPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `HOST:PORT`.
     ///
-    /// - Throws: ``SluiceError`` with code ``SluiceError/Code/httpAddressInvalid`` saying what is
-    ///   wrong with `text`.
+    /// - Throws: `SluiceError` with code `HTTP_ADDRESS_INVALID` saying what is wrong with `text`.
     public init(parsing text: String) throws(SluiceError) {
         func invalid(_ why: String) -> SluiceError {
             SluiceError(code: .httpAddressInvalid, message: "--http-address takes HOST:PORT (e.g. 127.0.0.1:9090), got '\(text)': \(why)")

@@ -29,8 +29,13 @@ public struct OperationsEndpoint<Source: OperationsStatusSource>: Service {
 
     /// An endpoint on `address` answering from `source`, with `metrics` as `/metrics`.
     ///
-    /// - Parameter onListening: Called once the address is bound, with the port bound (the one
-    ///   chosen for port 0).
+    /// - Parameters:
+    ///   - address: Where to listen; port 0 takes any free port.
+    ///   - source: What the routes report.
+    ///   - metrics: The registry `/metrics` shows; the service's metrics factory must feed it.
+    ///   - logger: Where the endpoint logs (`operations endpoint listening`, with `http.address`).
+    ///   - onListening: Called once the address is bound, with the port bound (the one chosen
+    ///     for port 0).
     public init(
         address: HTTPAddress, source: Source, metrics: PrometheusMetrics, logger: Logger,
         onListening: @escaping @Sendable (HTTPAddress) async -> Void = { _ in }
@@ -44,8 +49,8 @@ public struct OperationsEndpoint<Source: OperationsStatusSource>: Service {
 
     /// Serves until graceful shutdown.
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/httpAddressUnavailable`` when the address
-    ///   cannot be bound (the port is taken, the host is not this machine's).
+    /// - Throws: `SluiceError` with code `HTTP_ADDRESS_UNAVAILABLE` when the address cannot be
+    ///   bound (the port is taken, the host is not this machine's).
     public func run() async throws {
         let application = Application(
             router: router(), configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port)),
