@@ -231,11 +231,18 @@ public final class EventConsumer<Store: DedupeStore>: Service {
             }
         }
         watermarks.forget(partitions)
-        let gauges = lagGauges.withLock { gauges in partitions.compactMap { gauges.removeValue(forKey: $0) } }
-        // A partition this member no longer owns has no lag here: its series ends.
-        for gauge in gauges { gauge.destroy() }
         let holdsNone = dispatcher.assignedPartitions.isEmpty
-        membership.withLock { $0.revoked(lost: lost, holdsNone: holdsNone) }
+        let running = membership.withLock { membership in
+            membership.revoked(lost: lost, holdsNone: holdsNone)
+            return membership.phase == .member || membership.phase == .joining
+        }
+        // A partition this member gave up to another has no lag here any more: its series ends.
+        // The last revocation, when leaving the group at shutdown, keeps them: nothing took the
+        // partitions over yet, and the process's last scrape shows where it stopped.
+        if running {
+            let gauges = lagGauges.withLock { gauges in partitions.compactMap { gauges.removeValue(forKey: $0) } }
+            for gauge in gauges { gauge.destroy() }
+        }
     }
 
     // MARK: Status
