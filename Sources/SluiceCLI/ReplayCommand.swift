@@ -1,7 +1,10 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
+import ServiceLifecycle
 import Sluice
+import SluiceHTTP
 import SluiceKafka
 import Synchronization
 
@@ -80,6 +83,14 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
+    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, metadata as fields.")
+    var logFormat: String = "text"
+
+    @Option(
+        name: .customLong("http-address"),
+        help: "HOST:PORT for the operations endpoint (/health/live, /health/ready, /metrics, /partitions); off by default.")
+    var httpAddress: String?
+
     public init() {}
 
     public func validate() throws {
@@ -93,11 +104,16 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             throw ValidationError("--property takes NAME=VALUE, got '\(property)'")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        try LogFormat.validate(logFormat)
+        if let httpAddress {
+            do { _ = try HTTPAddress(parsing: httpAddress) } catch { throw ValidationError(error.description) }
+        }
     }
 
     public func run() async throws {
-        var logger = Logger(label: "sluice.replay") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        let logger = (LogFormat(rawValue: logFormat) ?? .text).logger(label: "sluice.replay", level: Logger.Level(rawValue: logLevel) ?? .warning)
+        let endpointAddress = try httpAddress.map { try HTTPAddress(parsing: $0) }
+        let prometheus = endpointAddress.map { _ in PrometheusMetrics() }
         let plan: ReplayPlan
         do {
             plan = try ReplayPlan(
@@ -130,11 +146,28 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         }
         let pipeline = EventPipeline(
             configuration: pipelineConfiguration, decoder: EnvelopeDecoder(registry: registry), upcasters: upcasters,
-            router: Definition.router(), store: store, deadLetterSink: sink, logger: logger)
+            router: Definition.router(), store: store, deadLetterSink: sink, logger: logger,
+            metricsFactory: prometheus.map { $0.factory(alongside: MetricsSystem.factory) } ?? MetricsSystem.factory)
         var runnerConfiguration = ReplayRunner<Definition.Store>.Configuration()
         runnerConfiguration.checkpointPath = checkpoint
         let runner = ReplayRunner(pipeline: pipeline, configuration: runnerConfiguration, logger: logger)
-        let display = ReplayProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+        let format = LogFormat(rawValue: logFormat) ?? .text
+        // With JSON logs, standard error is read by a log pipeline: the progress lines are JSON
+        // objects too (as always shown as the replay goes, whatever --log-level says).
+        let display = ReplayProgressDisplay(
+            interactive: format == .text && isatty(STDERR_FILENO) == 1,
+            logger: format == .json ? format.logger(label: "sluice.replay", level: .notice) : nil)
+        var progress: @Sendable (ReplayProgress) -> Void = display.show
+        var endpoint: (group: ServiceGroup, task: Task<Void, any Error>, source: ReplayOperationsSource<Definition.Store>)?
+        if let endpointAddress, let prometheus {
+            let source = ReplayOperationsSource(pipeline: pipeline, store: store, group: group)
+            progress = { value in
+                source.update(value)
+                display.show(value)
+            }
+            let started = try await Self.startEndpoint(address: endpointAddress, source: source, metrics: prometheus, logger: logger)
+            endpoint = (started.group, started.task, source)
+        }
 
         var summary: ReplaySummary
         if let snapshot {
@@ -143,15 +176,20 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             let count = try SnapshotReader(path: snapshot).validate()
             print("replaying \(snapshot) (\(count) records)\(dryRun ? " (dry run)" : ""), dedupe \(dedupe), group \(group)")
             let batches = SnapshotReader(path: snapshot).batches().map { batch in batch.filter(plan.contains) }
-            summary = await Self.interruptible { await runner.run(batches, progress: display.show) }
+            summary = await Self.interruptible { [progress] in await runner.run(batches, progress: progress) }
         } else {
             let reader = try await KafkaRangeReader.open(bootstrapServers: servers, topics: topics, plan: plan, properties: librdkafka, logger: logger)
             print("replaying \(topics.joined(separator: ", "))\(dryRun ? " (dry run)" : ""), dedupe \(dedupe), group \(group)")
             for (partition, range) in reader.ranges.sorted(by: { $0.key < $1.key }) {
                 print("  \(partition): offsets \(range.lowerBound.rawValue)..<\(range.upperBound.rawValue) (\(range.upperBound.rawValue - range.lowerBound.rawValue) records)")
             }
-            summary = await Self.interruptible { await runner.run(reader.batches, ends: reader.ends, progress: display.show) }
+            summary = await Self.interruptible { [progress] in await runner.run(reader.batches, ends: reader.ends, progress: progress) }
             await reader.close()
+        }
+        if let endpoint {
+            endpoint.source.finish()
+            await endpoint.group.triggerGracefulShutdown()
+            _ = try? await endpoint.task.value
         }
         summary.dryRun = dryRun
         summary.requiresRecords = !allowEmpty
@@ -159,6 +197,43 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         display.finish()
         print(summary.rendered)
         if !summary.isSuccess { throw ExitCode(1) }
+    }
+
+    /// Starts the operations endpoint and returns its service group once it listens; the replay
+    /// shuts the group down gracefully when it ends.
+    ///
+    /// - Throws: ``SluiceError`` (`HTTP_ADDRESS_UNAVAILABLE`) when it cannot listen: the replay
+    ///   does not start without the endpoint it was asked for.
+    static func startEndpoint(
+        address: HTTPAddress, source: ReplayOperationsSource<Definition.Store>, metrics: PrometheusMetrics, logger: Logger
+    ) async throws -> (group: ServiceGroup, task: Task<Void, any Error>) {
+        // Settled once: by the first of "listening" and "failed", whichever the task reaches first.
+        let started = Mutex<(result: Result<Void, any Error>?, continuation: CheckedContinuation<Void, any Error>?)>((nil, nil))
+        let settle: @Sendable (Result<Void, any Error>) -> Void = { result in
+            started.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard state.result == nil else { return nil }
+                state.result = result
+                return state.continuation.take()
+            }?.resume(with: result)
+        }
+        let endpoint = OperationsEndpoint(address: address, source: source, metrics: metrics, logger: logger) { _ in settle(.success(())) }
+        let group = ServiceGroup(configuration: .init(services: [endpoint], logger: logger))
+        let task = Task {
+            do {
+                try await group.run()
+            } catch {
+                settle(.failure(error))
+                throw error
+            }
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let early = started.withLock { state -> Result<Void, any Error>? in
+                if state.result == nil { state.continuation = continuation }
+                return state.result
+            }
+            if let early { continuation.resume(with: early) }
+        }
+        return (group, task)
     }
 
     /// Runs `body`, cancelling it on SIGINT or SIGTERM so the replay stops after its in-flight
@@ -190,10 +265,14 @@ struct UnavailableDeadLetterSink: DeadLetterSink {
 /// seconds otherwise (logs, CI).
 final class ReplayProgressDisplay: Sendable {
     private let interactive: Bool
+    private let logger: Logger?
     private let state = Mutex<(lines: Int, last: ContinuousClock.Instant?)>((0, nil))
 
-    init(interactive: Bool) {
+    /// - Parameter logger: Where the plain progress lines go as log entries (`notice`) instead of
+    ///   raw lines, when standard error carries JSON logs.
+    init(interactive: Bool, logger: Logger? = nil) {
         self.interactive = interactive
+        self.logger = logger
     }
 
     @Sendable func show(_ progress: ReplayProgress) {
@@ -216,7 +295,11 @@ final class ReplayProgressDisplay: Sendable {
                 if !progress.isFinal, let last = state.last, now - last < .seconds(5) { return }
                 state.last = now
                 let total = progress.partitions.values.reduce(0) { $0 + $1.done }
-                FileHandle.standardError.write(Data("progress: \(total) records done over \(rows.count) partitions\n".utf8))
+                if let logger {
+                    logger.notice("replay progress", metadata: ["records.done": "\(total)", "partitions": "\(rows.count)"])
+                } else {
+                    FileHandle.standardError.write(Data("progress: \(total) records done over \(rows.count) partitions\n".utf8))
+                }
             }
         }
     }

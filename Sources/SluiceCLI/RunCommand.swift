@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import CoreMetrics
 import Sluice
+import SluiceHTTP
 import SluiceKafka
 import UnixSignals
 
@@ -47,6 +49,14 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, metadata as fields.")
+    var logFormat: String = "text"
+
+    @Option(
+        name: .customLong("http-address"),
+        help: "HOST:PORT for the operations endpoint (/health/live, /health/ready, /metrics, /partitions); off by default.")
+    var httpAddress: String?
+
     public init() {}
 
     public func validate() throws {
@@ -56,11 +66,18 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         }
         guard laneCapacity >= 1, bufferedRecords >= 1 else { throw ValidationError("--lane-capacity and --buffered-records must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        try LogFormat.validate(logFormat)
+        if let httpAddress {
+            do { _ = try HTTPAddress(parsing: httpAddress) } catch { throw ValidationError(error.description) }
+        }
     }
 
     public func run() async throws {
-        var logger = Logger(label: "sluice.run") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = (LogFormat(rawValue: logFormat) ?? .text).logger(label: "sluice.run", level: Logger.Level(rawValue: logLevel) ?? .info)
+        // The endpoint's metrics are the service's own registry, handed to the consumer rather
+        // than bootstrapped: a service that bootstrapped its own backend keeps it (both are fed),
+        // and nothing here depends on being the process's only service.
+        let endpoint = try httpAddress.map { (address: try HTTPAddress(parsing: $0), metrics: PrometheusMetrics()) }
 
         let registry = try SchemaRegistry(directory: schemasDirectory ?? Definition.schemasDirectory)
         let upcasters = try UpcasterChain(registry: registry, upcasters: Definition.upcasters())
@@ -93,9 +110,18 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         let service = try EventConsumer(
             configuration: configuration, decoder: EnvelopeDecoder(registry: registry), upcasters: upcasters,
             router: Definition.router(), store: store, deadLetterSink: KafkaDeadLetterSink(producer: deadLetterProducer),
-            logger: logger)
+            logger: logger, metricsFactory: endpoint.map { $0.metrics.factory(alongside: MetricsSystem.factory) } ?? MetricsSystem.factory)
+        var services: [any Service] = [service]
+        if let endpoint {
+            // First in the list, so it is shut down last: it answers (ready: 503) while the consumer drains.
+            services.insert(
+                OperationsEndpoint(
+                    address: endpoint.address, source: ConsumerOperationsSource(consumer: service), metrics: endpoint.metrics,
+                    logger: logger),
+                at: 0)
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         do {
             try await deadLetterProducer.close()

@@ -55,6 +55,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     private let metricsFactory: any MetricsFactory
     private let lagGauges = Mutex<[TopicPartition: Gauge]>([:])
     private let failedCommits: Counter
+    private let membership = Mutex(GroupMembership())
 
     /// Creates the service (and its Kafka consumer; nothing is fetched before ``run()``).
     ///
@@ -103,6 +104,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     }
 
     public func run() async throws {
+        defer { membership.withLock { $0.stopped() } }
         try await consumer.subscribe(configuration.topics)
         logger.info("consuming", metadata: ["kafka.topics": "\(configuration.topics)", "kafka.group": "\(configuration.pipeline.group)"])
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -125,6 +127,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
 
     /// Drains the lanes, commits, and leaves the group.
     private func shutDown() async {
+        membership.withLock { $0.stopping() }
         await dispatcher.drainAll(deadline: .now + configuration.shutdownTimeout)
         await commitNow(.shutdown)
         do {
@@ -208,6 +211,7 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         }
         if !overrides.isEmpty { logger.info("resuming from the store's offsets", metadata: ["offsets": "\(overrides)"]) }
         dispatcher.assign(partitions)
+        membership.withLock { $0.assigned() }
         return overrides
     }
 
@@ -227,6 +231,83 @@ public final class EventConsumer<Store: DedupeStore>: Service {
             }
         }
         watermarks.forget(partitions)
+        let holdsNone = dispatcher.assignedPartitions.isEmpty
+        let running = membership.withLock { membership in
+            membership.revoked(lost: lost, holdsNone: holdsNone)
+            return membership.phase == .member || membership.phase == .joining
+        }
+        // A partition this member gave up to another has no lag here any more: its series ends.
+        // The last revocation, when leaving the group at shutdown, keeps them: nothing took the
+        // partitions over yet, and the process's last scrape shows where it stopped.
+        if running {
+            let gauges = lagGauges.withLock { gauges in partitions.compactMap { gauges.removeValue(forKey: $0) } }
+            for gauge in gauges { gauge.destroy() }
+        }
+    }
+
+    // MARK: Status
+
+    /// Where the consumer stands in its group; changed only by rebalances and shutdown.
+    private struct GroupMembership {
+        private(set) var phase = ConsumerStatus.Phase.joining
+
+        /// An assignment arrived (possibly empty): the consumer is a member holding it.
+        mutating func assigned() {
+            if phase == .joining { phase = .member }
+        }
+
+        /// A revocation: a lost assignment (the group moved on without this member), or one
+        /// that leaves nothing (an eager rebalance), waits for the next assignment.
+        mutating func revoked(lost: Bool, holdsNone: Bool) {
+            if phase == .member && (lost || holdsNone) { phase = .joining }
+        }
+
+        mutating func stopping() {
+            if phase != .stopped { phase = .stopping }
+        }
+
+        mutating func stopped() {
+            phase = .stopped
+        }
+    }
+
+    /// What the consumer is doing right now: its place in the group, each assigned partition's
+    /// commit, position, lag, lane and halt, and whether the store answers a read.
+    ///
+    /// Everything but the store check is read from state the consumer keeps anyway (no request
+    /// to the broker); the store check reads the stored offsets of the assigned partitions (of
+    /// the first topic's partition 0 when none is assigned), which a store that is down cannot.
+    ///
+    /// - Parameter storeTimeout: How long the store may take to answer before it counts as
+    ///   unavailable; `nil` skips the check (``ConsumerStatus/storeProblem`` is `nil`). Default: 2 s.
+    public func status(storeTimeout: Duration? = .seconds(2)) async -> ConsumerStatus {
+        let phase = membership.withLock { $0.phase }
+        let lanes = dispatcher.laneStatus
+        let halts = pipeline.halts.current
+        let partitions = lanes.keys.sorted().map { partition -> ConsumerStatus.Partition in
+            let lane = lanes[partition]
+            let committed = watermarks.committed(partition)
+            let position = watermarks.position(of: partition)
+            let high = consumer.cachedWatermarks(for: partition)?.high
+            let from = position ?? committed
+            let inFlight = lane?.inFlight.flatMap { range -> Offset? in
+                guard let position else { return range.lowerBound }
+                return range.contains(position) ? position : nil
+            }
+            return ConsumerStatus.Partition(
+                partition: partition, committedOffset: committed, position: position, highWatermark: high,
+                lag: high.flatMap { high in from.map { max(0, high.rawValue - $0.rawValue) } },
+                queuedRecords: lane?.queued ?? 0, inFlightOffset: inFlight, isPaused: lane?.isPaused ?? false,
+                halt: halts[partition])
+        }
+        let probe = partitions.isEmpty
+            ? configuration.topics.prefix(1).map { TopicPartition(topic: $0, partition: 0) }
+            : partitions.map(\.partition)
+        var storeProblem: String?
+        if let storeTimeout {
+            storeProblem = await store.availabilityProblem(group: configuration.pipeline.group, probe: probe, timeout: storeTimeout)
+        }
+        return ConsumerStatus(group: configuration.pipeline.group, phase: phase, partitions: partitions, storeProblem: storeProblem)
     }
 }
 

@@ -91,6 +91,15 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let random: @Sendable () -> Double
     private let committer: GroupCommitQueue<Store.Transaction, GroupResult>
 
+    /// The partitions halted right now, waiting for their dead-letter topic or the store (what
+    /// `sluice.partition.halted` counts), with why and since when: for readiness checks.
+    public var halts: PartitionHalts { metrics.halts }
+
+    /// The halt reason of a partition whose dead letter cannot be written (an outage).
+    static var deadLetterHaltReason: String { "cannot write to the dead-letter topic" }
+    /// The halt reason of a partition waiting for its store.
+    static var storeHaltReason: String { "store unavailable" }
+
     /// A pipeline that decodes records with `decoder`, upcasts and routes them with `upcasters`
     /// and `router`, runs their handlers in `store` transactions and dead-letters to
     /// `deadLetterSink`; `clock` and `random` (retry jitter) are for tests.
@@ -594,7 +603,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             log.logger(handler: route.name).notice("store answers again; partition continues", metadata: [
                 "store.failures": "\(ended.failures)", "store.outage": "\(ContinuousClock.now - ended.started)",
             ])
-            metrics.halted(record.topicPartition, false)
+            metrics.halted(record.topicPartition, reason: nil)
             outage = nil
         }
         while true {
@@ -611,13 +620,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                         "error.code": "\(unavailable.code)", "error": "\(unavailable.message)",
                         "store.failures": "\(current.failures)", "retry.in": "\(delay)",
                     ])
-                if outage == nil { metrics.halted(record.topicPartition, true) }
+                if outage == nil { metrics.halted(record.topicPartition, reason: Self.storeHaltReason) }
                 metrics.storeUnavailable(record)
                 outage = current
                 do {
                     try await PartitionLane.halted { try await Task.sleep(for: delay) }
                 } catch {
-                    metrics.halted(record.topicPartition, false)
+                    metrics.halted(record.topicPartition, reason: nil)
                     return .abandoned
                 }
                 failure = nil
@@ -728,7 +737,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 }
                 if halted {
                     logger.notice("dead-letter topic writable again; partition continues", metadata: ["dead_letter.topic": "\(letter.topic)"])
-                    metrics.halted(record.topicPartition, false)
+                    metrics.halted(record.topicPartition, reason: nil)
                 }
                 if letter.isTruncated {
                     logger.warning("record too large for the dead-letter topic: dead-lettered as a stub; the original stays at its offset", metadata: [
@@ -741,7 +750,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 return .deadLettered(reason.code)
             } catch {
                 if error is CancellationError || Task.isCancelled {
-                    if halted { metrics.halted(record.topicPartition, false) }
+                    if halted { metrics.halted(record.topicPartition, reason: nil) }
                     return .abandoned
                 }
                 let failure = error as? DeadLetterWriteError
@@ -778,7 +787,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 if halted {
                     if waits { delay = min(delay * 2, configuration.deadLetters.maxRetryDelay) }
                 } else {
-                    metrics.halted(record.topicPartition, true)
+                    metrics.halted(record.topicPartition, reason: fix.map { "the dead-letter topic refuses the record: \($0)" } ?? Self.deadLetterHaltReason)
                     halted = true
                 }
                 waits = true

@@ -37,6 +37,11 @@ public final class OffsetWatermarks: Sendable {
         state.withLock { $0.next[partition] }
     }
 
+    /// The last position of `partition` committed from here, if any.
+    public func committed(_ partition: TopicPartition) -> Offset? {
+        state.withLock { $0.committed[partition] }
+    }
+
     /// Notes that `offsets` were committed.
     public func markCommitted(_ offsets: [TopicPartition: Offset]) {
         state.withLock { state in

@@ -168,4 +168,21 @@ public final class PartitionDispatcher: Sendable {
 
     /// Records waiting in each lane.
     public var laneDepths: [TopicPartition: Int] { lanes.withLock { $0.mapValues(\.depth) } }
+
+    /// What one lane holds at a moment.
+    public struct LaneStatus: Sendable, Hashable {
+        /// Records waiting behind the ones in flight.
+        public var queued: Int
+        /// The offsets of the batch handed to the processor and not yet finished, if any. Records
+        /// of it below the partition's watermark already have their outcomes.
+        public var inFlight: ClosedRange<Offset>?
+        /// Whether the lane's partition is paused at the source because the lane is full.
+        public var isPaused: Bool
+    }
+
+    /// What each lane holds right now (for status pages: read on request, not per record).
+    public var laneStatus: [TopicPartition: LaneStatus] {
+        let current = lanes.withLock { $0 }
+        return current.mapValues(\.status)
+    }
 }

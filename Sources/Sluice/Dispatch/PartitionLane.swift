@@ -144,6 +144,16 @@ final class PartitionLane: Sendable {
     /// Records waiting, not counting the one in flight.
     var depth: Int { state.withLock { $0.depth } }
 
+    /// What the lane holds right now, read under the lane's lock it already takes per batch.
+    var status: PartitionDispatcher.LaneStatus {
+        state.withLock { state in
+            PartitionDispatcher.LaneStatus(
+                queued: state.depth,
+                inFlight: state.inFlight.first.map { first in first.offset...(state.inFlight.last?.offset ?? first.offset) },
+                isPaused: state.paused)
+        }
+    }
+
     /// Whether the dispatcher paused this lane's partition.
     var isPaused: Bool {
         get { state.withLock { $0.paused } }

@@ -13,9 +13,12 @@ import Synchronization
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
     private let factory: any MetricsFactory
+    /// Where halts are recorded beside their gauge, for readiness and `/partitions` to read.
+    let halts: PartitionHalts
 
-    init(factory: any MetricsFactory) {
+    init(factory: any MetricsFactory, halts: PartitionHalts = PartitionHalts()) {
         self.factory = factory
+        self.halts = halts
     }
 
     private struct Key: Hashable {
@@ -97,7 +100,11 @@ final class PipelineMetrics: Sendable {
         timer.record(duration: duration)
     }
 
-    func halted(_ partition: TopicPartition, _ isHalted: Bool) {
+    /// Sets `sluice.partition.halted` and the partition's ``PartitionHalts`` entry: halted for
+    /// `reason`, or moving again when `reason` is `nil`.
+    func halted(_ partition: TopicPartition, reason: String?) {
+        if let reason { halts.begin(partition, reason: reason) } else { halts.end(partition) }
+        let isHalted = reason != nil
         let dimensions = [("topic", partition.topic), ("partition", String(partition.partition))]
         let key = Key(label: "sluice.partition.halted", dimensions: dimensions.flatMap { [$0.0, $0.1] })
         let gauge = gauges.withLock { gauges in

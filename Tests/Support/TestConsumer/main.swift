@@ -51,5 +51,5 @@ enum TestConsumer: ConsumerServiceDefinition {
 @main
 struct TestConsumerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sluice-test-consumer", subcommands: [RunCommand<TestConsumer>.self])
+        commandName: "sluice-test-consumer", subcommands: [RunCommand<TestConsumer>.self, ReplayCommand<TestConsumer>.self])
 }
