@@ -33,6 +33,16 @@ struct PipelineBenchmark: AsyncParsableCommand {
     var only: String?
     @Option(help: "A postgres:// URL of an empty database (sslmode=disable), to add the order-fulfillment workload on PostgreSQL and the same statements in a bare PostgresNIO loop.")
     var postgres: String?
+    @Option(help: "What a savepoint covers in the store layers and the bare loops: handler (the default) or group (GroupCommit.savepoints).")
+    var savepoints: String = "handler"
+
+    private var savepointScope: EventPipeline<InMemoryDedupeStore>.GroupCommit.SavepointScope {
+        savepoints == "group" ? .group : .handler
+    }
+
+    func validate() throws {
+        guard ["handler", "group"].contains(savepoints) else { throw ValidationError("--savepoints takes handler or group") }
+    }
 
     private func runs(_ layer: String) -> Bool { only == nil || only == layer }
 
@@ -53,7 +63,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         try await producer.flush(timeout: .seconds(120))
         let averageBytes = values.reduce(0) { $0 + $1.count } / max(1, values.count)
-        print("\(records) orders.order_placed envelopes (~\(averageBytes) B, two line items) over \(partitions) partitions of one embedded broker")
+        print("\(records) orders.order_placed envelopes (~\(averageBytes) B, two line items) over \(partitions) partitions of one embedded broker; savepoints per \(savepoints)")
 
         var rates: [String: Double] = [:]
         if runs("raw") {
@@ -178,6 +188,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         consumer.properties["auto.offset.reset"] = "earliest"
         var configuration = EventConsumer<Store>.Configuration(consumer: consumer, topics: [topic])
         configuration.dispatcher.laneCapacity = laneCapacity
+        configuration.pipeline.groupCommit.savepoints = savepoints == "group" ? .group : .handler
         configuration.dispatcher.resumeBelow = laneCapacity / 4
         let counter = HandledMetrics()
         let sink = try KafkaDeadLetterSink(producer: KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger))
@@ -198,11 +209,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }
 
     /// The statements Sluice runs for `record-order` events, straight on GRDB, in transactions of
-    /// ``groupSize`` records made of groups of 100 (a lane's group): per group a savepoint, the
-    /// dedupe lookups (the SQLite store looks each key up: a cached statement in the process
-    /// costs less than building one with a hundred parameters), per record the order and two
-    /// reservation upserts, then the processed-event upserts, the group's offset and the release;
-    /// `COMMIT` per transaction. The payloads are decoded before the clock starts: this is the
+    /// ``groupSize`` records made of groups of 100 (a lane's group): per group the dedupe lookups
+    /// (the SQLite store looks each key up: a cached statement in the process costs less than
+    /// building one with a hundred parameters), per record a savepoint, the order and two
+    /// reservation upserts and the release (one savepoint around the group with `--savepoints
+    /// group`), then the processed-event upserts and the group's offset; `COMMIT` per transaction. The payloads are decoded before the clock starts: this is the
     /// store's limit alone.
     private func bareSQLiteLoop(values: [[UInt8]], path: String) throws -> Double {
         var configuration = GRDB.Configuration()
@@ -221,6 +232,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             for script in migrations { try database.execute(sql: script) }
         }
         let rows = try Self.decodedRows(values, partitions: partitions)
+        let perGroup = savepointScope == .group
         let start = ContinuousClock.now
         var index = 0
         while index < rows.count {
@@ -229,21 +241,24 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 try database.execute(sql: "BEGIN IMMEDIATE")
                 for groupStart in stride(from: index, to: end, by: Self.laneGroup) {
                     let group = rows[groupStart..<min(end, groupStart + Self.laneGroup)]
-                    try database.cachedStatement(sql: "SAVEPOINT sluice_1").execute()
                     for row in group {
                         _ = try GRDB.Row.fetchOne(database.cachedStatement(sql: """
                             SELECT payload_hash, processed_at, process_count FROM sluice_processed_events
                             WHERE consumer_group = ? AND handler = ? AND event_id = ?
                             """), arguments: ["bench-bare", "record-order", row.eventID])
                     }
+                    if perGroup { try database.cachedStatement(sql: "SAVEPOINT sluice_1").execute() }
                     for row in group {
+                        if !perGroup { try database.cachedStatement(sql: "SAVEPOINT sluice_1").execute() }
                         try database.cachedStatement(sql: Fulfillment.recordOrderSQL).execute(
                             arguments: [row.order.orderID, row.order.customerID, row.order.currency, row.order.totalMinor])
                         for item in row.order.lineItems {
                             try database.cachedStatement(sql: Fulfillment.requestReservationSQL).execute(
                                 arguments: [row.order.orderID, item.sku, item.quantity])
                         }
+                        if !perGroup { try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute() }
                     }
+                    if perGroup { try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute() }
                     let now = Date().timeIntervalSince1970
                     for row in group {
                         _ = try Int.fetchOne(database.cachedStatement(sql: """
@@ -259,7 +274,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
                         ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
                             next_offset = max(next_offset, excluded.next_offset), updated_at = excluded.updated_at
                         """).execute(arguments: ["bench-bare", "orders.events", group.last!.partition, group.endIndex, now])
-                    try database.cachedStatement(sql: "RELEASE SAVEPOINT sluice_1").execute()
                 }
                 try database.execute(sql: "COMMIT")
             }
@@ -335,9 +349,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
     /// The statements the pipeline sends PostgreSQL for `record-order` events, straight through
     /// PostgresNIO, on as many connections as the store's pool (each running transactions of
     /// ``groupSize`` records side by side, as the store-wide group commit does): per group of 100
-    /// a savepoint, one dedupe lookup for the group (`UNNEST`), per record the order and two
-    /// reservation upserts, one processed-event upsert for the group, its offset and the release;
-    /// `BEGIN`/`COMMIT` per transaction. Its tables are in a schema of its own
+    /// one dedupe lookup (`UNNEST`), per record a savepoint, the order and two reservation
+    /// upserts and the release (one savepoint around the group with `--savepoints group`), then
+    /// one processed-event upsert for the group and its offset; `BEGIN`/`COMMIT` per transaction. Its tables are in a schema of its own
     /// (`sluice_bench_bare`, dropped and made again). The store's limit on this server.
     private func barePostgresLoop(values: [[UInt8]], url: String, logger: Logger) async throws -> Double {
         let schema = "sluice_bench_bare"
@@ -351,6 +365,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 return "$\(count)" + part
             }.joined()
         }
+        let perGroup = savepointScope == .group
         let orderSQL = numbered(Fulfillment.recordOrderSQL)
         let reservationSQL = numbered(Fulfillment.requestReservationSQL)
         return try await Self.withPostgres(url, connections: connections, searchPath: schema, logger: logger) { client in
@@ -383,7 +398,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { workers in
                 for worker in 0..<connections {
                     let rows = rows.filter { $0.partition % connections == worker }
-                    workers.addTask { [groupSize] in
+                    workers.addTask { [groupSize, perGroup] in
                         for first in stride(from: 0, to: rows.count, by: groupSize) {
                             let end = min(rows.count, first + groupSize)
                             try await client.withConnection { connection in
@@ -397,7 +412,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                 try await run("BEGIN")
                                 for groupStart in stride(from: first, to: end, by: Self.laneGroup) {
                                     let group = rows[groupStart..<min(end, groupStart + Self.laneGroup)]
-                                    try await run("SAVEPOINT sp_1")
                                     var lookup = PostgresBindings()
                                     lookup.append("bench-bare")
                                     lookup.append(Array(repeating: "record-order", count: group.count))
@@ -408,7 +422,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                         CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
                                         AND p.handler = k.handler AND p.event_id = k.event_id) e
                                         """, lookup)
+                                    if perGroup { try await run("SAVEPOINT sp_1") }
                                     for row in group {
+                                        if !perGroup { try await run("SAVEPOINT sp_1") }
                                         var order = PostgresBindings()
                                         order.append(row.order.orderID)
                                         order.append(row.order.customerID)
@@ -422,7 +438,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                             reservation.append(Int64(item.quantity))
                                             try await run(reservationSQL, reservation)
                                         }
+                                        if !perGroup { try await run("RELEASE SAVEPOINT sp_1") }
                                     }
+                                    if perGroup { try await run("RELEASE SAVEPOINT sp_1") }
                                     var marks = PostgresBindings()
                                     marks.append("bench-bare")
                                     marks.append(Array(repeating: "record-order", count: group.count))
@@ -450,7 +468,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET \
                                         next_offset = GREATEST(sluice_offsets.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at
                                         """, offset)
-                                    try await run("RELEASE SAVEPOINT sp_1")
                                 }
                                 try await run("COMMIT")
                             }

@@ -6,8 +6,8 @@ import Synchronization
 import Testing
 
 /// Group commit in the pipeline: consecutive records of a lane share one store transaction, a
-/// savepoint per group, and a failure costs only its own record (the records before it run again).
-@Suite("Group commit: one transaction per group of records, a savepoint per group")
+/// savepoint per handler (or per group), and a failure costs only its own record.
+@Suite("Group commit: one transaction per group of records, a savepoint per handler or per group")
 struct GroupCommitTests {
     static let schema = #"""
         {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["seq"],
@@ -78,12 +78,13 @@ struct GroupCommitTests {
             deadLetterSink: sink, logger: Logger(label: "group-commit") { _ in SwiftLogNoOpLogHandler() })
     }
 
-    @Test("Ten records, the fifth failing once: the four before it commit together (run again after the group's savepoint is rolled back), it is retried alone, the five after commit together; its failed attempt leaves no trace")
-    func failingHandlerInsideGroup() async throws {
+    @Test("Ten records, the fifth failing once: the four before it commit together, it is retried alone, the five after commit together; its failed attempt leaves no trace (with group savepoints the four run again)",
+          arguments: [EventPipeline<CountingStore>.GroupCommit.SavepointScope.handler, .group])
+    func failingHandlerInsideGroup(savepoints: EventPipeline<CountingStore>.GroupCommit.SavepointScope) async throws {
         let store = CountingStore()
         let sink = RecordingDeadLetterSink()
         let calls = Calls()
-        let pipeline = try Self.pipeline(store: store, sink: sink) { seq, context in
+        let pipeline = try Self.pipeline(store: store, sink: sink, configure: { $0.groupCommit.savepoints = savepoints }) { seq, context in
             let attempt = calls.record(seq)
             context.transaction.setValue(.string("\(attempt)"), forKey: "seq-\(seq)")
             if seq == 4 && attempt == 1 {
@@ -94,10 +95,16 @@ struct GroupCommitTests {
         let outcomes = await pipeline.process(Self.records(0..<10))
         #expect(outcomes == Array(repeating: RecordOutcome.handled, count: 10))
         #expect(store.commits.load(ordering: .relaxed) == 3, "group [0-3], record 4 alone, group [5-9]")
-        // One savepoint per group: the failure rolled the group back, and the four records before
-        // it ran again (their first run left nothing: each committed value is the second call's).
-        #expect((0..<10).map(calls.count) == [2, 2, 2, 2, 2, 1, 1, 1, 1, 1])
-        #expect((0..<4).map { store.base.committedValue(forKey: "seq-\($0)") } == Array(repeating: .string("2"), count: 4))
+        switch savepoints {
+        case .handler:
+            #expect((0..<10).map(calls.count) == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1])
+        case .group:
+            // One savepoint per group: the failure rolled the group back, and the four records
+            // before it ran again (their first run left nothing: each committed value is the
+            // second call's).
+            #expect((0..<10).map(calls.count) == [2, 2, 2, 2, 2, 1, 1, 1, 1, 1])
+            #expect((0..<4).map { store.base.committedValue(forKey: "seq-\($0)") } == Array(repeating: .string("2"), count: 4))
+        }
         #expect(store.base.committedValue(forKey: "failed-attempt-write") == nil)
         #expect(store.base.committedValue(forKey: "seq-4") == .string("2"))
         #expect(store.base.processedEvents.count == 10)
@@ -201,8 +208,9 @@ struct GroupCommitTests {
         #expect(store.commits.load(ordering: .relaxed) == 1)
     }
 
-    @Test("Two handlers per event, the second failing once on the third record: the first handler's write for it commits with the group, once; the second is retried alone; every effect once")
-    func secondHandlerFailsInsideGroup() async throws {
+    @Test("Two handlers per event, the second failing once on the third record: the first handler's write for it commits with the group, once; the second is retried alone; every effect once",
+          arguments: [EventPipeline<CountingStore>.GroupCommit.SavepointScope.handler, .group])
+    func secondHandlerFailsInsideGroup(savepoints: EventPipeline<CountingStore>.GroupCommit.SavepointScope) async throws {
         let store = CountingStore()
         let sink = RecordingDeadLetterSink()
         let calls = Calls()
@@ -223,6 +231,7 @@ struct GroupCommitTests {
         }
         var configuration = EventPipeline<CountingStore>.Configuration(group: "g")
         configuration.retry.initialDelay = .milliseconds(1)
+        configuration.groupCommit.savepoints = savepoints
         let pipeline = EventPipeline(
             configuration: configuration, decoder: EnvelopeDecoder(registry: registry),
             upcasters: try UpcasterChain(registry: registry), router: router, store: store,
@@ -232,6 +241,10 @@ struct GroupCommitTests {
         // Each record's first handler counted once in what committed.
         #expect(store.base.committedValue(forKey: "first-total") == .string("6"))
         #expect(store.base.committedValue(forKey: "second-2") == .string("2"))
+        #expect(calls.count(2) == 2)
+        // With group savepoints the records before the failing one ran again.
+        let before = savepoints == .handler ? 1 : 2
+        #expect([0, 1, 3, 4, 5].map(calls.count) == [before, before, 1, 1, 1])
         #expect(store.base.processedEvents.count == 12)
         #expect(store.base.processedEvents.allSatisfy { $0.processCount == 1 })
         #expect(sink.codes.isEmpty)
