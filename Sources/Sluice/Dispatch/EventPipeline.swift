@@ -468,9 +468,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     }
 
     /// Runs the group's records from `start` (all the group may take, or only those before the
-    /// handler at `before`, which failed in an earlier run), inside the group's savepoint.
+    /// handler at `before`, which failed in an earlier run): each handler in its own savepoint
+    /// with ``GroupCommit/SavepointScope/handler``, or all of them inside the group's savepoint,
+    /// which the caller holds, with ``GroupCommit/SavepointScope/group``.
     ///
-    /// - Throws: ``GroupHandlerFailure`` when a handler throws; the caller rolls the savepoint back.
+    /// - Throws: With group savepoints, ``GroupHandlerFailure`` when a handler throws (the caller
+    ///   rolls the group's savepoint back and runs what came before again); with handler
+    ///   savepoints a failure ends the run with ``GroupResult/Stop/failed(route:error:started:)``.
     private func runRecords(
         _ records: [Record], prepared: [Prepared], from start: Int, before end: (record: Int, route: Int)?,
         stored: [ProcessedEventKey: ProcessedEvent], in transaction: Store.Transaction, began: ContinuousClock.Instant
