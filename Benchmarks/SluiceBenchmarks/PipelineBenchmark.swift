@@ -416,12 +416,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                     lookup.append("bench-bare")
                                     lookup.append(Array(repeating: "record-order", count: group.count))
                                     lookup.append(group.map(\.eventID))
-                                    try await run("""
-                                        SELECT e.handler, e.event_id, e.payload_hash, e.processed_at, e.process_count \
-                                        FROM UNNEST($2::text[], $3::text[]) AS k(handler, event_id) \
-                                        CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
-                                        AND p.handler = k.handler AND p.event_id = k.event_id) e
-                                        """, lookup)
+                                    try await run(PostgresDedupeStore.processedEventsSQL, lookup)
                                     if perGroup { try await run("SAVEPOINT sp_1") }
                                     for row in group {
                                         if !perGroup { try await run("SAVEPOINT sp_1") }
@@ -448,16 +443,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                     marks.append(group.map(\.hash))
                                     marks.append(Array(repeating: Int64(1), count: group.count))
                                     marks.append(Date())
-                                    try await run("""
-                                        INSERT INTO sluice_processed_events \
-                                        (consumer_group, handler, event_id, payload_hash, processed_at, process_count) \
-                                        SELECT $1, m.handler, m.event_id, m.payload_hash, $6, m.times \
-                                        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) AS m(handler, event_id, payload_hash, times) \
-                                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET \
-                                        process_count = sluice_processed_events.process_count + EXCLUDED.process_count, \
-                                        processed_at = EXCLUDED.processed_at, payload_hash = EXCLUDED.payload_hash \
-                                        RETURNING handler, event_id, process_count
-                                        """, marks)
+                                    try await run(PostgresDedupeStore.markProcessedBatchSQL, marks)
                                     var offset = PostgresBindings()
                                     offset.append("bench-bare")
                                     offset.append("orders.events")

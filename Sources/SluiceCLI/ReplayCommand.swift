@@ -83,13 +83,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
-    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, metadata as fields.")
-    var logFormat: String = "text"
-
-    @Option(
-        name: .customLong("http-address"),
-        help: "HOST:PORT for the operations endpoint (/health/live, /health/ready, /metrics, /partitions); off by default.")
-    var httpAddress: String?
+    @OptionGroup var operations: OperationsOptions
 
     public init() {}
 
@@ -104,15 +98,11 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             throw ValidationError("--property takes NAME=VALUE, got '\(property)'")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
-        try LogFormat.validate(logFormat)
-        if let httpAddress {
-            do { _ = try HTTPAddress(parsing: httpAddress) } catch { throw ValidationError(error.description) }
-        }
     }
 
     public func run() async throws {
-        let logger = (LogFormat(rawValue: logFormat) ?? .text).logger(label: "sluice.replay", level: Logger.Level(rawValue: logLevel) ?? .warning)
-        let endpointAddress = try httpAddress.map { try HTTPAddress(parsing: $0) }
+        let logger = operations.format.logger(label: "sluice.replay", level: Logger.Level(rawValue: logLevel) ?? .warning)
+        let endpointAddress = try operations.address()
         let prometheus = endpointAddress.map { _ in PrometheusMetrics() }
         let plan: ReplayPlan
         do {
@@ -151,7 +141,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         var runnerConfiguration = ReplayRunner<Definition.Store>.Configuration()
         runnerConfiguration.checkpointPath = checkpoint
         let runner = ReplayRunner(pipeline: pipeline, configuration: runnerConfiguration, logger: logger)
-        let format = LogFormat(rawValue: logFormat) ?? .text
+        let format = operations.format
         // With JSON logs, standard error is read by a log pipeline: the progress lines are JSON
         // objects too (as always shown as the replay goes, whatever --log-level says).
         let display = ReplayProgressDisplay(
@@ -189,7 +179,12 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         if let endpoint {
             endpoint.source.finish()
             await endpoint.group.triggerGracefulShutdown()
-            _ = try? await endpoint.task.value
+            do {
+                try await endpoint.task.value
+            } catch {
+                // The replay's outcome stands (its summary follows); the endpoint's failure is said.
+                logger.warning("the operations endpoint ended with an error", metadata: ["error": "\(error)"])
+            }
         }
         summary.dryRun = dryRun
         summary.requiresRecords = !allowEmpty

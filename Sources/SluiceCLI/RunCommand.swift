@@ -49,13 +49,7 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line, metadata as fields.")
-    var logFormat: String = "text"
-
-    @Option(
-        name: .customLong("http-address"),
-        help: "HOST:PORT for the operations endpoint (/health/live, /health/ready, /metrics, /partitions); off by default.")
-    var httpAddress: String?
+    @OptionGroup var operations: OperationsOptions
 
     public init() {}
 
@@ -66,18 +60,14 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         }
         guard laneCapacity >= 1, bufferedRecords >= 1 else { throw ValidationError("--lane-capacity and --buffered-records must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
-        try LogFormat.validate(logFormat)
-        if let httpAddress {
-            do { _ = try HTTPAddress(parsing: httpAddress) } catch { throw ValidationError(error.description) }
-        }
     }
 
     public func run() async throws {
-        let logger = (LogFormat(rawValue: logFormat) ?? .text).logger(label: "sluice.run", level: Logger.Level(rawValue: logLevel) ?? .info)
+        let logger = operations.format.logger(label: "sluice.run", level: Logger.Level(rawValue: logLevel) ?? .info)
         // The endpoint's metrics are the service's own registry, handed to the consumer rather
         // than bootstrapped: a service that bootstrapped its own backend keeps it (both are fed),
         // and nothing here depends on being the process's only service.
-        let endpoint = try httpAddress.map { (address: try HTTPAddress(parsing: $0), metrics: PrometheusMetrics()) }
+        let endpoint = try operations.address().map { (address: $0, metrics: PrometheusMetrics()) }
 
         let registry = try SchemaRegistry(directory: schemasDirectory ?? Definition.schemasDirectory)
         let upcasters = try UpcasterChain(registry: registry, upcasters: Definition.upcasters())

@@ -4,6 +4,30 @@ import PostgresNIO
 import Sluice
 
 extension PostgresDedupeStore {
+    /// The statement ``Transaction/processedEvents(group:keys:)`` runs: `$1` the group, `$2`
+    /// and `$3` the handlers and event ids (text arrays of one length); public so a benchmark
+    /// can run exactly it.
+    public static let processedEventsSQL = """
+        SELECT e.handler, e.event_id, e.payload_hash, e.processed_at, e.process_count \
+        FROM UNNEST($2::text[], $3::text[]) AS k(handler, event_id) \
+        CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
+        AND p.handler = k.handler AND p.event_id = k.event_id) e
+        """
+
+    /// The statement ``Transaction/markProcessed(group:marks:at:)`` runs: `$1` the group, `$2`–`$4`
+    /// the handlers, event ids and payload hashes (text arrays), `$5` the counts (a bigint array),
+    /// `$6` the time; public so a benchmark can run exactly it.
+    public static let markProcessedBatchSQL = """
+        INSERT INTO sluice_processed_events \
+        (consumer_group, handler, event_id, payload_hash, processed_at, process_count) \
+        SELECT $1, m.handler, m.event_id, m.payload_hash, $6, m.times \
+        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) AS m(handler, event_id, payload_hash, times) \
+        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET \
+        process_count = sluice_processed_events.process_count + EXCLUDED.process_count, \
+        processed_at = EXCLUDED.processed_at, payload_hash = EXCLUDED.payload_hash \
+        RETURNING handler, event_id, process_count
+        """
+
     /// One open PostgreSQL transaction on one leased connection: what a handler writes through.
     ///
     /// Portable SQL goes through ``execute(_:_:)`` and ``query(_:_:)`` with `?` placeholders;
@@ -99,12 +123,7 @@ extension PostgresDedupeStore {
             let step = "reading the processed-event records"
             let result = try await PostgresDedupeStore.run(
                 PostgresQuery(
-                    unsafeSQL: """
-                        SELECT e.handler, e.event_id, e.payload_hash, e.processed_at, e.process_count \
-                        FROM UNNEST($2::text[], $3::text[]) AS k(handler, event_id) \
-                        CROSS JOIN LATERAL (SELECT * FROM sluice_processed_events p WHERE p.consumer_group = $1 \
-                        AND p.handler = k.handler AND p.event_id = k.event_id) e
-                        """,
+                    unsafeSQL: PostgresDedupeStore.processedEventsSQL,
                     binds: binds),
                 on: connection, logger: logger, step: step, timeout: statementTimeout)
             var found: [ProcessedEventKey: ProcessedEvent] = [:]
@@ -137,16 +156,7 @@ extension PostgresDedupeStore {
             let step = "recording the processed events"
             let result = try await PostgresDedupeStore.run(
                 PostgresQuery(
-                    unsafeSQL: """
-                        INSERT INTO sluice_processed_events \
-                        (consumer_group, handler, event_id, payload_hash, processed_at, process_count) \
-                        SELECT $1, m.handler, m.event_id, m.payload_hash, $6, m.times \
-                        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) AS m(handler, event_id, payload_hash, times) \
-                        ON CONFLICT (consumer_group, handler, event_id) DO UPDATE SET \
-                        process_count = sluice_processed_events.process_count + EXCLUDED.process_count, \
-                        processed_at = EXCLUDED.processed_at, payload_hash = EXCLUDED.payload_hash \
-                        RETURNING handler, event_id, process_count
-                        """,
+                    unsafeSQL: PostgresDedupeStore.markProcessedBatchSQL,
                     binds: binds),
                 on: connection, logger: logger, step: step, timeout: statementTimeout)
             var counts: [ProcessedEventKey: Int] = [:]
