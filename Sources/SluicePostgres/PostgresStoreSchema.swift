@@ -40,5 +40,6 @@ enum PostgresStoreSchema {
                     PRIMARY KEY (consumer_group, topic, partition)
                 );
                 """),
+        SQLParkingSchema.migration,
     ]
 }

@@ -13,7 +13,8 @@ import Sluice
 /// so all three commit together. Transactions begin with `BEGIN IMMEDIATE`: one writer at a time,
 /// other processes wait up to ``Configuration/busyTimeout``.
 ///
-/// Tables the store owns: `sluice_processed_events`, `sluice_offsets`, `sluice_migrations`.
+/// Tables the store owns: `sluice_processed_events`, `sluice_offsets`, `sluice_migrations`, and
+/// the parking tables of ``SQLParkingSchema``.
 public final class SQLiteDedupeStore: DedupeStore {
     /// How the store opens its file.
     public struct Configuration: Sendable {
@@ -110,6 +111,7 @@ public final class SQLiteDedupeStore: DedupeStore {
                 PRIMARY KEY (consumer_group, topic, partition)
             ) WITHOUT ROWID;
             """),
+        SQLParkingSchema.migration,
     ]
 
     private func migrate(_ migrations: [StoreMigration]) async throws {

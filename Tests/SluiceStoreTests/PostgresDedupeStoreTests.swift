@@ -72,7 +72,7 @@ struct PostgresDedupeStoreTests {
             let rows = try await stores[0].withTransaction { transaction in
                 try await transaction.query("SELECT id, count(*) AS n FROM sluice_migrations GROUP BY id ORDER BY id")
             }
-            #expect(rows.map { $0["id"]?.string } == ["conformance-1-ledger", "conformance-2-values", "sluice-1-processed-events-and-offsets"])
+            #expect(rows.map { $0["id"]?.string } == ["conformance-1-ledger", "conformance-2-values", "sluice-1-processed-events-and-offsets", "sluice-2-parking"])
             #expect(rows.allSatisfy { $0["n"] == 1 })
         }
     }

@@ -102,7 +102,7 @@ struct SQLiteDedupeStoreTests {
             #expect(processes.allSatisfy { $0.terminationStatus == 0 }, "every process opened the store")
             let store = try await SQLiteDedupeStore.open(path: path, logger: Self.logger)
             let rows = try await store.read("SELECT id, count(*) AS n FROM sluice_migrations GROUP BY id ORDER BY id")
-            #expect(rows.map { $0["id"]?.string ?? "" } == ["balances-1", "sluice-1-processed-events-and-offsets"])
+            #expect(rows.map { $0["id"]?.string ?? "" } == ["balances-1", "sluice-1-processed-events-and-offsets", "sluice-2-parking"])
             #expect(rows.allSatisfy { $0["n"]?.int == 1 })
         }
     }

@@ -35,10 +35,14 @@ public enum DeadLetterHeader {
     /// Only on a stub: the lower-case hex SHA-256 of the original value (``PayloadHash``).
     public static let valueSHA256 = "sluice.value.sha256"
 
+    /// `true`, only with `--on-poison park`: the record's key became parked by this failure, and
+    /// its later records wait in the store for `parked release`.
+    public static let parked = "sluice.parked"
+
     /// Every header name Sluice adds, in the order it writes them.
     public static let all = [
         originalTopic, originalPartition, originalOffset, originalTimestamp, consumerGroup, errorCode,
         errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID,
-        valueTruncated, valueSize, valueSHA256,
+        valueTruncated, valueSize, valueSHA256, parked,
     ]
 }

@@ -48,7 +48,8 @@ public struct DeadLetterRecord: Sendable, Hashable {
     ///
     /// Provenance headers already on the record (a record that was dead-lettered, re-driven and
     /// failed again) are replaced, so each name appears once and describes the latest failure.
-    public init(original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date) {
+    /// `parked` adds ``DeadLetterHeader/parked`` (`true`): the failure parked the record's key.
+    public init(original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date, parked: Bool = false) {
         self.topic = topic
         self.key = original.key
         self.value = original.value
@@ -68,6 +69,7 @@ public struct DeadLetterRecord: Sendable, Hashable {
         if let handler = reason.handler { add(DeadLetterHeader.handler, handler) }
         if let eventID = reason.eventID { add(DeadLetterHeader.eventID, eventID) }
         if let correlationID = reason.correlationID { add(DeadLetterHeader.correlationID, correlationID) }
+        if parked { add(DeadLetterHeader.parked, "true") }
         self.headers = headers
     }
 

@@ -78,6 +78,51 @@ public protocol DedupeTransaction: SendableMetatype {
 
     /// Runs `body` so that what it wrote is undone when it throws, while the transaction goes on.
     func withSavepoint<T>(_ body: () async throws -> T) async throws -> T
+
+    // MARK: Parking (see ``Parking``). Stores that do not park throw `PARKING_UNSUPPORTED`.
+
+    /// Which of `keys` are parked for `group` on `topic`. A database store locks the parked ones
+    /// until the transaction ends (PostgreSQL `FOR SHARE`), so a release cannot empty a sequence
+    /// this transaction is appending to.
+    func parkedKeys(group: String, topic: String, among keys: [ParkingKey]) async throws -> Set<ParkingKey>
+
+    /// Parks `key` for `group` on `record`'s topic, with `record` at the head of its sequence,
+    /// failed with `failure`. When the key is parked already, `record` is appended to its
+    /// sequence instead (the failure stays the first one). A record already in the sequence
+    /// (same partition and offset) is not added twice.
+    func park(_ record: Record, key: ParkingKey, group: String, failure: ParkingFailure) async throws
+
+    /// Appends `record` to the sequence of `key`, which this transaction found parked with
+    /// ``parkedKeys(group:topic:among:)``. A record already in the sequence is not added twice.
+    func appendParked(_ record: Record, key: ParkingKey, group: String, at time: Date) async throws
+
+    /// The parked keys of `group` (of one topic, or of all), oldest first within a topic.
+    func parkedKeys(group: String, topic: String?) async throws -> [ParkedKey]
+
+    /// The sequence of `key`, head first: by partition, then offset; at most `limit` records.
+    func parkedRecords(group: String, topic: String, key: ParkingKey, limit: Int?) async throws -> [ParkedRecord]
+
+    /// Removes one record (by partition and offset) from the sequence of `key`; when none
+    /// remains the key is no longer parked. Locks the key first (PostgreSQL `FOR UPDATE`), so
+    /// a transaction appending to it either commits first and is counted, or finds the key
+    /// released. Returns how many records remain.
+    func removeParked(group: String, topic: String, key: ParkingKey, partition: Int32, offset: Offset) async throws -> Int
+
+    /// Claims `key` for a release by `claimant` at `time`: granted when no other claim holds it
+    /// or the other claim is older than `staleBefore` (its release died); a claim of the same
+    /// claimant is renewed.
+    func claimParkedKey(
+        group: String, topic: String, key: ParkingKey, claimant: String, at time: Date, staleBefore: Date
+    ) async throws -> ParkingClaim
+
+    /// Ends `claimant`'s release of `key` with `failure`: the key stays parked from the record
+    /// that failed, and the failure replaces the one listed. With `failure` `nil`, only the
+    /// claim is given up.
+    func releaseFailed(group: String, topic: String, key: ParkingKey, claimant: String, failure: ParkingFailure?) async throws
+
+    /// Drops the sequence of `key`, and records that `actor` discarded it at `time` and how
+    /// many records it held (`sluice_parked_discards`). Returns that count (0: not parked).
+    func discardParked(group: String, topic: String, key: ParkingKey, by actor: String, at time: Date) async throws -> Int
 }
 
 extension DedupeTransaction {

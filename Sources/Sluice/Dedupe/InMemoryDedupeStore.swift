@@ -12,6 +12,37 @@ public final class InMemoryDedupeStore: DedupeStore {
         var processed: [ProcessedKey: ProcessedEvent] = [:]
         var offsets: [OffsetKey: Offset] = [:]
         var values: [String: JSONValue] = [:]
+        var parking = ParkingTables()
+        /// Raised by every commit that changed ``parking``: a transaction that read it at
+        /// another version conflicts, as a row lock would make it wait and see the change.
+        var parkingVersion = 0
+    }
+
+    /// The parked keys and their sequences, as the SQL stores' tables hold them.
+    struct ParkingTables: Sendable {
+        struct KeyID: Hashable, Sendable {
+            var group: String
+            var topic: String
+            var key: ParkingKey
+        }
+
+        struct Entry: Sendable {
+            var partition: Int32
+            var parkedAt: Date
+            var failure: ParkingFailure
+            var claim: (claimant: String, at: Date)?
+            /// By partition and offset.
+            var records: [RecordID: ParkedRecord] = [:]
+        }
+
+        struct RecordID: Hashable, Comparable, Sendable {
+            var partition: Int32
+            var offset: Offset
+            static func < (lhs: RecordID, rhs: RecordID) -> Bool { (lhs.partition, lhs.offset) < (rhs.partition, rhs.offset) }
+        }
+
+        var keys: [KeyID: Entry] = [:]
+        var discards: [(key: KeyID, records: Int, by: String, at: Date)] = []
     }
 
     struct ProcessedKey: Hashable, Sendable {
@@ -43,6 +74,9 @@ public final class InMemoryDedupeStore: DedupeStore {
             var offsets: [OffsetKey: Offset] = [:]
             var values: [String: JSONValue?] = [:]
             var newlyProcessed: Set<ProcessedKey> = []
+            /// The parking tables as this transaction sees them, once it read or wrote them,
+            /// and the version they were read at.
+            var parking: (tables: ParkingTables, version: Int, written: Bool)?
         }
 
         /// How to take back one write, newest last: a savepoint rolls back by undoing the writes
@@ -52,6 +86,7 @@ public final class InMemoryDedupeStore: DedupeStore {
             case processed(ProcessedKey, previous: ProcessedEvent?, inserted: Bool)
             case offset(OffsetKey, previous: Offset?)
             case value(String, previous: JSONValue??)
+            case parking(previous: ParkingTables)
         }
 
         private let store: InMemoryDedupeStore
@@ -120,7 +155,115 @@ public final class InMemoryDedupeStore: DedupeStore {
                     writes.offsets[key] = previous
                 case .value(let key, let previous):
                     writes.values[key] = previous
+                case .parking(let previous):
+                    writes.parking?.tables = previous
                 }
+            }
+        }
+
+        // MARK: Parking
+
+        /// The parking tables as this transaction sees them (read once, then its own copy).
+        private func parkingTables() -> ParkingTables {
+            if let parking = writes.parking { return parking.tables }
+            let (tables, version) = store.tables.withLock { ($0.parking, $0.parkingVersion) }
+            writes.parking = (tables, version, false)
+            return tables
+        }
+
+        private func changeParking<T>(_ change: (inout ParkingTables) throws -> T) rethrows -> T {
+            var tables = parkingTables()
+            if savepointDepth > 0 { undo.append(.parking(previous: tables)) }
+            let result = try change(&tables)
+            writes.parking?.tables = tables
+            writes.parking?.written = true
+            return result
+        }
+
+        public func parkedKeys(group: String, topic: String, among keys: [ParkingKey]) async throws -> Set<ParkingKey> {
+            let tables = parkingTables()
+            return Set(keys.filter { tables.keys[ParkingTables.KeyID(group: group, topic: topic, key: $0)] != nil })
+        }
+
+        public func park(_ record: Record, key: ParkingKey, group: String, failure: ParkingFailure) async throws {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: record.topic, key: key)
+                if tables.keys[id] == nil {
+                    tables.keys[id] = ParkingTables.Entry(partition: record.partition, parkedAt: failure.failedAt, failure: failure)
+                }
+                let recordID = ParkingTables.RecordID(partition: record.partition, offset: record.offset)
+                if tables.keys[id]?.records[recordID] == nil {
+                    tables.keys[id]?.records[recordID] = ParkedRecord(record: record, parkedAt: failure.failedAt)
+                }
+            }
+        }
+
+        public func appendParked(_ record: Record, key: ParkingKey, group: String, at time: Date) async throws {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: record.topic, key: key)
+                let recordID = ParkingTables.RecordID(partition: record.partition, offset: record.offset)
+                if tables.keys[id] != nil, tables.keys[id]?.records[recordID] == nil {
+                    tables.keys[id]?.records[recordID] = ParkedRecord(record: record, parkedAt: time)
+                }
+            }
+        }
+
+        public func parkedKeys(group: String, topic: String?) async throws -> [ParkedKey] {
+            parkingTables().keys.filter { $0.key.group == group && (topic == nil || $0.key.topic == topic) }
+                .map { id, entry in
+                    ParkedKey(
+                        topic: id.topic, key: id.key, partition: entry.partition, records: entry.records.count,
+                        oldestOffset: entry.records.keys.filter { $0.partition == entry.partition }.min()?.offset,
+                        parkedAt: entry.parkedAt, failure: entry.failure, releaseClaim: entry.claim?.claimant)
+                }
+                .sorted { ($0.topic, $0.parkedAt, $0.key) < ($1.topic, $1.parkedAt, $1.key) }
+        }
+
+        public func parkedRecords(group: String, topic: String, key: ParkingKey, limit: Int?) async throws -> [ParkedRecord] {
+            guard let entry = parkingTables().keys[ParkingTables.KeyID(group: group, topic: topic, key: key)] else { return [] }
+            let records = entry.records.sorted { $0.key < $1.key }.map(\.value)
+            return limit.map { Array(records.prefix($0)) } ?? records
+        }
+
+        public func removeParked(group: String, topic: String, key: ParkingKey, partition: Int32, offset: Offset) async throws -> Int {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: topic, key: key)
+                tables.keys[id]?.records[ParkingTables.RecordID(partition: partition, offset: offset)] = nil
+                let remaining = tables.keys[id]?.records.count ?? 0
+                if remaining == 0 { tables.keys[id] = nil }
+                return remaining
+            }
+        }
+
+        public func claimParkedKey(
+            group: String, topic: String, key: ParkingKey, claimant: String, at time: Date, staleBefore: Date
+        ) async throws -> ParkingClaim {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: topic, key: key)
+                guard let entry = tables.keys[id] else { return .notParked }
+                if let claim = entry.claim, claim.claimant != claimant, claim.at >= staleBefore {
+                    return .heldBy(claim.claimant, since: claim.at)
+                }
+                tables.keys[id]?.claim = (claimant, time)
+                return .claimed
+            }
+        }
+
+        public func releaseFailed(group: String, topic: String, key: ParkingKey, claimant: String, failure: ParkingFailure?) async throws {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: topic, key: key)
+                guard tables.keys[id]?.claim?.claimant == claimant else { return }
+                tables.keys[id]?.claim = nil
+                if let failure { tables.keys[id]?.failure = failure }
+            }
+        }
+
+        public func discardParked(group: String, topic: String, key: ParkingKey, by actor: String, at time: Date) async throws -> Int {
+            changeParking { tables in
+                let id = ParkingTables.KeyID(group: group, topic: topic, key: key)
+                guard let entry = tables.keys.removeValue(forKey: id) else { return 0 }
+                tables.discards.append((id, entry.records.count, actor, time))
+                return entry.records.count
             }
         }
 
@@ -154,6 +297,15 @@ public final class InMemoryDedupeStore: DedupeStore {
                 throw SluiceError(
                     code: .storeConflict, message: "event \(key.eventID) was recorded by a concurrent transaction",
                     isRetriable: true)
+            }
+            if let parking = writes.parking, parking.written {
+                // Parking read at one version and written over another's change: the conflict a
+                // row lock would have resolved by waiting.
+                guard parking.version == tables.parkingVersion else {
+                    throw SluiceError(code: .storeConflict, message: "parked keys changed in a concurrent transaction", isRetriable: true)
+                }
+                tables.parking = parking.tables
+                tables.parkingVersion += 1
             }
             tables.processed.merge(writes.processed) { _, new in new }
             tables.offsets.merge(writes.offsets) { old, new in max(old, new) }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Logging
+import Synchronization
 
 /// Gives each record its durable outcome: decode and validate the envelope, run every handler of
 /// its type inside a store transaction (skipping events already processed), retry failures with
@@ -46,6 +47,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         public var storesOffsets = true
         /// How records of one lane share store transactions. Default: `GroupCommit/init()`.
         public var groupCommit = GroupCommit()
+        /// Whether poison parks its key, and whether records of parked keys are appended or
+        /// skipped. Default: ``Parking/off`` (dead-letter and move on; no parked key looked up).
+        public var parking = Parking.off
 
         /// The defaults for consumer group `group` (the dedupe records and stored offsets are kept under it).
         public init(group: String) {
@@ -113,6 +117,16 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let clock: @Sendable () -> Date
     private let random: @Sendable () -> Double
     private let committer: GroupCommitQueue<Store.Transaction, GroupResult>
+    /// Records of parked keys skipped (``Parking/Mode/skip``), per topic and key.
+    private let skippedParked = Mutex<[String: [ParkingKey: Int]]>([:])
+
+    /// The parked keys whose records this pipeline skipped (a replay respecting parking), per
+    /// topic, with how many records of each.
+    public var parkedKeysSkipped: [String: [ParkingKey: Int]] { skippedParked.withLock { $0 } }
+
+    private func noteSkippedParked(topic: String, key: ParkingKey) {
+        skippedParked.withLock { $0[topic, default: [:]][key, default: 0] += 1 }
+    }
 
     /// The partitions halted right now, waiting for their dead-letter topic or the store (what
     /// `sluice.partition.halted` counts), with why and since when: for readiness checks.
@@ -159,7 +173,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         case .finished(let outcome): return outcome
         case .reject(let reason): return await deadLetter(record, reason, log: prepared.log)
         case .route(let envelope, let routes):
-            return await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log)
+            return await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log, parkKey: prepared.parkKey)
         }
     }
 
@@ -220,27 +234,29 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 }
                 let record = records[index]
                 let log = prepared[index].log
+                let parkKey = prepared[index].parkKey
                 guard case .route(let envelope, let routes) = prepared[index].step else { continue }
                 switch stop {
                 case .failed(let route, let error, let started):
                     emit(await handle(
                         record, envelope: envelope, routes: routes, from: route, log: log,
-                        pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled))
+                        pending: PendingFailure(error: error, started: started), handledBefore: batch.partlyHandled, parkKey: parkKey))
                 case .mismatch(let route, let stored):
-                    emit(await deadLetter(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), log: log))
+                    emit(await poison(record, mismatch(envelope, route: routes[route], stored: stored, attempts: 1), log: log, parkKey: parkKey))
                 case .abandoned:
                     continue  // handled above
                 case .commitFailed(let attempted):
                     // Nothing of the group committed (a deadlock with another lane, a conflict, an
                     // outage): its records go the one-at-a-time path, whose retries wait for the
                     // store and whose small transactions rarely collide again; then group again.
-                    emit(await handle(record, envelope: envelope, routes: routes, from: 0, log: log))
+                    emit(await handle(record, envelope: envelope, routes: routes, from: 0, log: log, parkKey: parkKey))
                     var alone = 1
                     while alone < attempted, index + alone < records.count, outcomes.last != .abandoned,
                         case .route(let envelope, let routes) = prepared[index + alone].step
                     {
                         emit(await handle(
-                            records[index + alone], envelope: envelope, routes: routes, from: 0, log: prepared[index + alone].log))
+                            records[index + alone], envelope: envelope, routes: routes, from: 0, log: prepared[index + alone].log,
+                            parkKey: prepared[index + alone].parkKey))
                         alone += 1
                     }
                     index += alone - 1
@@ -265,6 +281,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
 
         var step: Step
         var log: RecordLog
+        /// The record's parking key, for a routable record when parking is on.
+        var parkKey: ParkingKey? = nil
     }
 
     private func prepare(_ record: Record) -> Prepared {
@@ -301,7 +319,9 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             metrics.handled(record)
             return Prepared(step: .finished(.handled), log: log)
         }
-        return Prepared(step: .route(envelope, routes.map { $0.bind(envelope, upcasters) }), log: log)
+        return Prepared(
+            step: .route(envelope, routes.map { $0.bind(envelope, upcasters) }), log: log,
+            parkKey: configuration.parking.mode == .off ? nil : configuration.parking.key(of: record, envelope: envelope))
     }
 
     // MARK: - Group commit
@@ -341,7 +361,14 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         case .committed(let result):
             for (offset, outcome) in result.outcomes.enumerated() {
                 let record = records[start + offset]
-                if outcome == .handled { metrics.handled(record) } else { metrics.duplicate(record) }
+                switch outcome {
+                case .handled: metrics.handled(record)
+                case .parked: metrics.parked(record)
+                case .skipped(let code):
+                    metrics.skipped(record, code: code)
+                    if let key = prepared[start + offset].parkKey { noteSkippedParked(topic: record.topic, key: key) }
+                default: metrics.duplicate(record)
+                }
             }
             for (handler, duration) in result.durations { metrics.handlerDuration(handler, duration) }
             return result
@@ -420,6 +447,15 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             candidate += 1
         }
         let stored = try await transaction.processedEvents(group: group, keys: Array(Set(keys)))
+        var parked: Set<ParkingKey> = []
+        if configuration.parking.mode != .off {
+            // In the same transaction as the appends: a release of one of these keys (in another
+            // process) either finished before, or waits until this transaction ends.
+            let parkKeys = (start..<candidate).compactMap { prepared[$0].parkKey }
+            if !parkKeys.isEmpty {
+                parked = try await transaction.parkedKeys(group: group, topic: records[start].topic, among: parkKeys)
+            }
+        }
 
         var failure: GroupHandlerFailure?
         var run: GroupRun
@@ -428,12 +464,13 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 switch limits.savepoints {
                 case .handler:
                     run = try await runRecords(
-                        records, prepared: prepared, from: start, before: nil, stored: stored, in: transaction, began: began)
+                        records, prepared: prepared, from: start, before: nil, stored: stored, parked: parked, in: transaction,
+                        began: began)
                 case .group:
                     run = try await transaction.withSavepoint {
                         try await self.runRecords(
                             records, prepared: prepared, from: start, before: failure.map { ($0.record, $0.route) },
-                            stored: stored, in: transaction, began: began)
+                            stored: stored, parked: parked, in: transaction, began: began)
                     }
                 }
             } catch let thrown as GroupHandlerFailure {
@@ -477,7 +514,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     ///   savepoints a failure ends the run with ``GroupResult/Stop/failed(route:error:started:)``.
     private func runRecords(
         _ records: [Record], prepared: [Prepared], from start: Int, before end: (record: Int, route: Int)?,
-        stored: [ProcessedEventKey: ProcessedEvent], in transaction: Store.Transaction, began: ContinuousClock.Instant
+        stored: [ProcessedEventKey: ProcessedEvent], parked: Set<ParkingKey>, in transaction: Store.Transaction,
+        began: ContinuousClock.Instant
     ) async throws -> GroupRun {
         let dedupe = configuration.dedupe
         let isReplay = configuration.isReplay
@@ -489,6 +527,19 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         {
             guard case .route(let envelope, let routes) = prepared[index].step else { break }
             let record = records[index]
+            if let parkKey = prepared[index].parkKey, parked.contains(parkKey) {
+                // Its key waits for a release: appended to the key's sequence (a replay: skipped),
+                // durable with the group's offset.
+                if configuration.parking.mode == .park {
+                    try await transaction.appendParked(record, key: parkKey, group: configuration.group, at: clock())
+                    run.result.outcomes.append(.parked)
+                } else {
+                    run.result.outcomes.append(.skipped(.keyParked))
+                }
+                run.position = (record.topicPartition, record.offset.next)
+                index += 1
+                continue
+            }
             let payloadHash = PayloadHash.of(record.value ?? [])
             let routeEnd = end.flatMap { $0.record == index ? $0.route : nil } ?? routes.count
             var sawHandled = false
@@ -553,34 +604,73 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         var started: ContinuousClock.Instant
     }
 
-    /// Runs `routes[first...]` for one record, each handler in its own transaction with retries.
+    /// Runs `routes[first...]` for one record, each handler in its own transaction with retries;
+    /// a record whose handler fails for good is poison (``poison(_:_:log:parkKey:)``).
     private func handle(
         _ record: Record, envelope: Envelope, routes: [EventRouter<Store.Transaction>.Route.Bound], from first: Int,
-        log: RecordLog, pending: PendingFailure? = nil, handledBefore: Bool = false
+        log: RecordLog, pending: PendingFailure? = nil, handledBefore: Bool = false, parkKey: ParkingKey?
     ) async -> RecordOutcome {
+        let result = await runRoutes(
+            record, envelope: envelope, routes: routes, from: first, log: log, pending: pending, handledBefore: handledBefore,
+            parkKey: parkKey, finish: configuration.storesOffsets ? .storeOffset : .nothing)
+        switch result {
+        case .outcome(let outcome): return outcome
+        case .failed(let reason): return await poison(record, reason, log: log, parkKey: parkKey)
+        }
+    }
+
+    /// What running one record's handlers one at a time came to.
+    private enum RoutesResult {
+        case outcome(RecordOutcome)
+        /// A handler failed for good.
+        case failed(DeadLetterReason)
+    }
+
+    /// What the transaction of a record's last handler writes besides the handler's own writes.
+    private enum Finish {
+        case nothing
+        /// The partition's next offset (live consumption).
+        case storeOffset
+        /// Takes the record out of this key's parked sequence (a release).
+        case unpark(ParkingKey)
+    }
+
+    /// Runs `routes[first...]` for one record, each handler in its own transaction with
+    /// retries, the last one's transaction writing `finish`. When `parkKey` is parked, the
+    /// record is appended to its sequence (or skipped, in a replay) instead.
+    private func runRoutes(
+        _ record: Record, envelope: Envelope, routes: [EventRouter<Store.Transaction>.Route.Bound], from first: Int,
+        log: RecordLog, pending: PendingFailure?, handledBefore: Bool, parkKey: ParkingKey?, finish: Finish
+    ) async -> RoutesResult {
         let payloadHash = PayloadHash.of(record.value ?? [])
         var sawHandled = handledBefore
         var pending = pending
         for index in first..<routes.count {
             let route = routes[index]
-            let storesOffset = index == routes.count - 1 && configuration.storesOffsets
             let result = await run(
-                route, envelope: envelope, record: record, payloadHash: payloadHash, storesOffset: storesOffset,
-                log: log, pending: pending)
+                route, envelope: envelope, record: record, payloadHash: payloadHash,
+                finish: index == routes.count - 1 ? finish : .nothing, parkKey: parkKey, log: log, pending: pending)
             pending = nil
             switch result {
             case .handled: sawHandled = true
             case .duplicate: continue
-            case .failed(let reason): return await deadLetter(record, reason, log: log)
-            case .abandoned: return .abandoned
+            case .failed(let reason): return .failed(reason)
+            case .abandoned: return .outcome(.abandoned)
+            case .parked:
+                metrics.parked(record)
+                return .outcome(.parked)
+            case .skippedParked:
+                metrics.skipped(record, code: .keyParked)
+                if let parkKey { noteSkippedParked(topic: record.topic, key: parkKey) }
+                return .outcome(.skipped(.keyParked))
             }
         }
         if sawHandled {
             metrics.handled(record)
-            return .handled
+            return .outcome(.handled)
         }
         metrics.duplicate(record)
-        return .duplicate
+        return .outcome(.duplicate)
     }
 
     /// A store outage one record's handler waits out: how long, how many failed tries, and the
@@ -604,10 +694,14 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private enum HandlerResult {
         case handled, duplicate, abandoned
         case failed(DeadLetterReason)
+        /// Its key is parked: appended to the key's sequence.
+        case parked
+        /// Its key is parked: skipped (``Parking/Mode/skip``).
+        case skippedParked
     }
 
     private enum TransactionResult: Sendable {
-        case handled, duplicate
+        case handled, duplicate, parked, skippedParked
         case mismatch(stored: String)
     }
 
@@ -629,9 +723,24 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     ///   and a non-retriable error is not retried at all.
     private func run(
         _ route: EventRouter<Store.Transaction>.Route.Bound, envelope: Envelope, record: Record, payloadHash: String,
-        storesOffset: Bool, log: RecordLog, pending: PendingFailure? = nil
+        finish: Finish, parkKey: ParkingKey?, log: RecordLog, pending: PendingFailure? = nil
     ) async -> HandlerResult {
         let group = configuration.group
+        let parkingMode = configuration.parking.mode
+        let storesOffsets = configuration.storesOffsets
+        // A release runs records of a parked key on purpose: it does not look parking up.
+        let checkedKey: ParkingKey? = if case .unpark = finish { nil } else if parkingMode == .off { nil } else { parkKey }
+        let now = clock
+        /// Writes `finish` in `transaction`.
+        func complete(_ transaction: Store.Transaction) async throws {
+            switch finish {
+            case .nothing: break
+            case .storeOffset: try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group)
+            case .unpark(let key):
+                _ = try await transaction.removeParked(
+                    group: group, topic: record.topic, key: key, partition: record.partition, offset: record.offset)
+            }
+        }
         let dedupe = configuration.dedupe
         let isReplay = configuration.isReplay
         let started = pending?.started ?? ContinuousClock.now
@@ -709,11 +818,18 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             let context = (attempt: attempt, log: log)
             do {
                 let result = try await store.withTransaction { transaction -> TransactionResult in
+                    if let checkedKey, !(try await transaction.parkedKeys(group: group, topic: record.topic, among: [checkedKey]).isEmpty) {
+                        // Parked (by this record's predecessor, or a release that failed again
+                        // meanwhile): it waits in the key's sequence, its outcome final.
+                        if parkingMode == .park { try await transaction.appendParked(record, key: checkedKey, group: group, at: now()) }
+                        if storesOffsets { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
+                        return parkingMode == .park ? .parked : .skippedParked
+                    }
                     let existing = try await transaction.processedEvent(group: group, handler: route.name, eventID: envelope.eventID)
                     if let existing {
                         if existing.payloadHash != payloadHash { return .mismatch(stored: existing.payloadHash) }
                         if dedupe == .respect {
-                            if storesOffset { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
+                            try await complete(transaction)
                             return .duplicate
                         }
                     }
@@ -724,7 +840,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     let count = try await transaction.markProcessed(
                         group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
                     if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
-                    if storesOffset { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
+                    try await complete(transaction)
                     return .handled
                 }
                 storeAnswered()
@@ -734,6 +850,10 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     return .handled
                 case .duplicate:
                     return .duplicate
+                case .parked:
+                    return .parked
+                case .skippedParked:
+                    return .skippedParked
                 case .mismatch(let stored):
                     return .failed(mismatch(envelope, route: route, stored: stored, attempts: attempt))
                 }
@@ -743,20 +863,169 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
     }
 
+    // MARK: - Poison and parking
+
+    /// Gives a record that failed for good its outcome: dead-lettered, and with
+    /// ``Parking/Mode/park`` and a parking key, its key parked.
+    ///
+    /// The dead letter is written first (it carries `sluice.parked: true`), then one store
+    /// transaction parks the key with the record at the head of its sequence and stores the
+    /// partition's next offset. A crash between the two delivers the record again: it fails
+    /// again, is dead-lettered again (dead letters are at-least-once) and parks its key then.
+    /// A store that cannot be written halts the partition until it can, as an outage does.
+    private func poison(_ record: Record, _ reason: DeadLetterReason, log: RecordLog, parkKey: ParkingKey?) async -> RecordOutcome {
+        guard configuration.parking.mode == .park, let parkKey, !configuration.dryRun else {
+            return await deadLetter(record, reason, log: log)
+        }
+        let outcome = await deadLetter(record, reason, log: log, parked: true)
+        guard case .deadLettered = outcome else { return outcome }
+        let group = configuration.group
+        let storesOffsets = configuration.storesOffsets
+        let failure = ParkingFailure(code: reason.code, message: reason.message, handler: reason.handler, failedAt: clock())
+        var outage: StoreOutage?
+        while true {
+            do {
+                let keys = try await store.withTransaction { transaction in
+                    try await transaction.park(record, key: parkKey, group: group, failure: failure)
+                    if storesOffsets { try await transaction.storeNextOffset(record.offset.next, for: record.topicPartition, group: group) }
+                    return try await transaction.parkedKeys(group: group, topic: record.topic).count
+                }
+                if let ended = outage {
+                    log.logger.notice("store answers again; key parked, partition continues", metadata: ["store.failures": "\(ended.failures)"])
+                    metrics.halted(record.topicPartition, reason: nil)
+                }
+                metrics.parked(record)
+                metrics.parkedKeys(topic: record.topic, count: keys)
+                log.logger.error("key parked: its later records wait for `parked release`", metadata: [
+                    "parking.key": "\(parkKey)", "parking.scope": "\(configuration.parking.scope.rawValue)",
+                    "error.code": "\(reason.code)", "parked.keys": "\(keys)",
+                ])
+                return outcome
+            } catch {
+                var current = outage ?? StoreOutage(started: ContinuousClock.now)
+                let delay = current.nextDelay(maximum: configuration.retry.maxDelay)
+                log.logger.log(level: current.failures == 1 ? .critical : .warning, "cannot park the key; partition halted until the store answers", metadata: [
+                    "parking.key": "\(parkKey)", "error": "\(error)", "store.failures": "\(current.failures)", "retry.in": "\(delay)",
+                ])
+                if outage == nil { metrics.halted(record.topicPartition, reason: "cannot park key \(parkKey): \(error)") }
+                outage = current
+                do {
+                    try await PartitionLane.halted { try await Task.sleep(for: delay) }
+                } catch {
+                    metrics.halted(record.topicPartition, reason: nil)
+                    return .abandoned
+                }
+            }
+        }
+    }
+
+    /// Runs the parked sequence of `key` on `topic` through the handlers, head first, each
+    /// record in store transactions with the usual dedupe that also take it out of the sequence;
+    /// the key is released once its sequence is empty (records appended meanwhile by a running
+    /// service are run too). When a record fails for good again, the key stays parked from that
+    /// record on, with this failure; nothing is dead-lettered (the head's dead letter exists).
+    ///
+    /// `claimant` names this release in the store: a second release of the key (another
+    /// process) is refused while this one runs, unless its claim is older than `claimTimeout`
+    /// (a release that died).
+    ///
+    /// - Throws: ``SluiceError`` with ``SluiceError/Code/keyNotParked`` or
+    ///   ``SluiceError/Code/parkedReleaseInProgress``; a store error.
+    public func releaseParked(
+        topic: String, key: ParkingKey, claimant: String, claimTimeout: Duration = .seconds(600)
+    ) async throws -> ParkedRelease {
+        let group = configuration.group
+        var release = ParkedRelease(topic: topic, key: key)
+        /// Claims the key, or renews the claim; `false` when renewing found the key released.
+        func claim(renewing: Bool) async throws -> Bool {
+            let now = clock()
+            let stale = now.addingTimeInterval(-Double(claimTimeout.components.seconds))
+            let answer = try await store.withTransaction { transaction in
+                try await transaction.claimParkedKey(group: group, topic: topic, key: key, claimant: claimant, at: now, staleBefore: stale)
+            }
+            switch answer {
+            case .claimed: return true
+            case .notParked:
+                if renewing { return false }
+                throw SluiceError(code: .keyNotParked, message: "key \(key) is not parked for group \(group) on \(topic)")
+            case .heldBy(let other, let since):
+                throw SluiceError(
+                    code: .parkedReleaseInProgress,
+                    message: "key \(key) on \(topic) is being released by \(other) since \(DeadLetterRecord.rfc3339(since)); try again when it ends")
+            }
+        }
+        _ = try await claim(renewing: false)
+        var first = true
+        while true {
+            if !first, !(try await claim(renewing: true)) { break }
+            first = false
+            let head = try await store.withTransaction { transaction in
+                try await transaction.parkedRecords(group: group, topic: topic, key: key, limit: 1).first
+            }
+            guard let head else { break }
+            let record = head.record
+            let prepared = prepare(record)
+            var failed: DeadLetterReason?
+            switch prepared.step {
+            case .finished(let outcome):
+                _ = try await store.withTransaction { transaction in
+                    try await transaction.removeParked(group: group, topic: topic, key: key, partition: record.partition, offset: record.offset)
+                }
+                release.count(outcome)
+            case .reject(let reason):
+                failed = reason
+            case .route(let envelope, let routes):
+                let result = await runRoutes(
+                    record, envelope: envelope, routes: routes, from: 0, log: prepared.log, pending: nil, handledBefore: false,
+                    parkKey: nil, finish: .unpark(key))
+                switch result {
+                case .outcome(.abandoned):
+                    try? await store.withTransaction { try await $0.releaseFailed(group: group, topic: topic, key: key, claimant: claimant, failure: nil) }
+                    release.interrupted = true
+                    release.remaining = try await remaining(topic: topic, key: key)
+                    return release
+                case .outcome(let outcome): release.count(outcome)
+                case .failed(let reason): failed = reason
+                }
+            }
+            if let failed {
+                let failure = ParkingFailure(code: failed.code, message: failed.message, handler: failed.handler, failedAt: clock())
+                try await store.withTransaction { transaction in
+                    try await transaction.releaseFailed(group: group, topic: topic, key: key, claimant: claimant, failure: failure)
+                }
+                release.failure = ParkedRelease.Failure(partition: record.partition, offset: record.offset, reason: failed)
+                release.remaining = try await remaining(topic: topic, key: key)
+                prepared.log.logger.error("parked key released up to a record that failed again; it stays parked from there", metadata: [
+                    "parking.key": "\(key)", "error.code": "\(failed.code)", "error": "\(failed.message)",
+                ])
+                return release
+            }
+        }
+        let keys = try await store.withTransaction { try await $0.parkedKeys(group: group, topic: topic).count }
+        metrics.parkedKeys(topic: topic, count: keys)
+        return release
+    }
+
+    private func remaining(topic: String, key: ParkingKey) async throws -> Int {
+        try await store.withTransaction { transaction in
+            try await transaction.parkedRecords(group: configuration.group, topic: topic, key: key, limit: nil).count
+        }
+    }
+
     /// Writes the dead letter, holding the partition until the broker acknowledged it.
     ///
     /// How a failed write is answered depends on its ``DeadLetterWriteError/Kind``: a letter too
     /// large for the topic is written again at once as a stub; anything else halts the partition
     /// and retries with backoff until the write succeeds, logging at `critical` each time (with
     /// the fix, for a refusal that only a change of authorization or configuration ends).
-    private func deadLetter(_ record: Record, _ reason: DeadLetterReason, log: RecordLog) async -> RecordOutcome {
+    private func deadLetter(_ record: Record, _ reason: DeadLetterReason, log: RecordLog, parked: Bool = false) async -> RecordOutcome {
         if configuration.dryRun {
             metrics.deadLettered(record, code: reason.code)
             return .deadLettered(reason.code)
         }
         let full = DeadLetterRecord(
             original: record, topic: configuration.deadLetters.topic(for: record.topic),
-            group: configuration.group, reason: reason, failedAt: clock())
+            group: configuration.group, reason: reason, failedAt: clock(), parked: parked)
         var letter = full
         var delay = Duration.milliseconds(100)
         var halted = false

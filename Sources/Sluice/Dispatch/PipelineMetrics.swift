@@ -9,7 +9,9 @@ import Synchronization
 /// `sluice.handler.retries` (`handler`), `sluice.handler.duration` (timer, `handler`),
 /// `sluice.partition.halted` (gauge, 1 while a partition waits for its dead-letter topic, for an
 /// outage or a refusal, or for its store), `sluice.store.unavailable` (transactions that failed
-/// with the store down). All
+/// with the store down), `sluice.records.parked` (records whose key is parked: the head record
+/// and every record appended to its sequence, `topic` and `partition`), `sluice.parked.keys`
+/// (gauge, `topic`: the keys parked for the group, as this process last counted them). All
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
     private let factory: any MetricsFactory
@@ -83,6 +85,24 @@ final class PipelineMetrics: Sendable {
 
     func skipped(_ record: Record, code: SluiceError.Code) {
         counter("sluice.records.skipped", [("topic", record.topic), ("code", code.rawValue)]).increment()
+    }
+
+    /// `sluice.records.parked`: a record parked (the head of a key's sequence, or appended to it).
+    func parked(_ record: Record) {
+        counter("sluice.records.parked", [("topic", record.topic), ("partition", String(record.partition))]).increment()
+    }
+
+    /// `sluice.parked.keys`: how many keys of `topic` are parked, as just counted in the store.
+    func parkedKeys(topic: String, count: Int) {
+        let dimensions = [("topic", topic)]
+        let key = Key(label: "sluice.parked.keys", dimensions: ["topic", topic])
+        let gauge = gauges.withLock { gauges in
+            if let gauge = gauges[key] { return gauge }
+            let gauge = Gauge(label: key.label, dimensions: dimensions, factory: factory)
+            gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(count)
     }
 
     func retried(_ record: Record, handler: String) {

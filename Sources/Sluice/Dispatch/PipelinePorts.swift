@@ -32,6 +32,9 @@ public enum RecordOutcome: Sendable, Hashable {
     case deadLettered(SluiceError.Code)
     /// Deliberately skipped by policy (for example an unknown event type), with this code.
     case skipped(SluiceError.Code)
+    /// Its key is parked (``Parking``): appended to the key's parked sequence, not handled;
+    /// `parked release` handles it later, in order.
+    case parked
     /// No outcome: processing was cancelled (revocation, shutdown) before one was reached. The
     /// record will be delivered again from the last commit.
     case abandoned

@@ -18,6 +18,8 @@ public struct ReplaySummary: Sendable, Hashable {
         public var deadLettered = 0
         /// Records without an outcome (the replay was interrupted).
         public var abandoned = 0
+        /// Records appended to a parked key's sequence (none in a replay, which never parks).
+        public var parked = 0
 
         /// A summary with nothing counted yet.
         public init() {}
@@ -32,6 +34,7 @@ public struct ReplaySummary: Sendable, Hashable {
             case .skipped: skipped += 1
             case .deadLettered: deadLettered += 1
             case .abandoned: abandoned += 1
+            case .parked: parked += 1
             }
         }
     }
