@@ -83,6 +83,12 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
+    @Flag(name: .customLong("ignore-parking"), help: "Replay the records of parked keys too (by default they are skipped and listed).")
+    var ignoreParking = false
+
+    @Option(name: .customLong("park-by"), help: "key or subject: what the live service parks by (as its run --park-by).")
+    var parkBy: String = "key"
+
     @OptionGroup var operations: OperationsOptions
 
     public init() {}
@@ -98,6 +104,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             throw ValidationError("--property takes NAME=VALUE, got '\(property)'")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard Parking.Scope(rawValue: parkBy) != nil else { throw ValidationError("--park-by is key or subject, not '\(parkBy)'") }
     }
 
     public func run() async throws {
@@ -134,6 +141,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
         if let deadLetterTopic {
             for topic in topics { pipelineConfiguration.deadLetters.topics[topic] = deadLetterTopic }
         }
+        pipelineConfiguration.parking = ignoreParking ? .off : Parking(mode: .skip, scope: Parking.Scope(rawValue: parkBy) ?? .key)
         let pipeline = EventPipeline(
             configuration: pipelineConfiguration, decoder: EnvelopeDecoder(registry: registry), upcasters: upcasters,
             router: Definition.router(), store: store, deadLetterSink: sink, logger: logger,
@@ -187,6 +195,7 @@ public struct ReplayCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
             }
         }
         summary.dryRun = dryRun
+        summary.parkedKeysSkipped = pipeline.parkedKeysSkipped
         summary.requiresRecords = !allowEmpty
         try? await producer?.close()
         display.finish()

@@ -49,6 +49,12 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("on-poison"), help: "dead-letter (default): dead-letter and move on; park: dead-letter and park the record's key, holding its later records in the store until `parked release`.")
+    var onPoison: String = "dead-letter"
+
+    @Option(name: .customLong("park-by"), help: "key (default) or subject: what orders events, so what --on-poison park parks.")
+    var parkBy: String = "key"
+
     @OptionGroup var operations: OperationsOptions
 
     public init() {}
@@ -60,6 +66,8 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         }
         guard laneCapacity >= 1, bufferedRecords >= 1 else { throw ValidationError("--lane-capacity and --buffered-records must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard ["dead-letter", "park"].contains(onPoison) else { throw ValidationError("--on-poison is dead-letter or park, not '\(onPoison)'") }
+        guard Parking.Scope(rawValue: parkBy) != nil else { throw ValidationError("--park-by is key or subject, not '\(parkBy)'") }
     }
 
     public func run() async throws {
@@ -91,6 +99,17 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         configuration.dispatcher.resumeBelow = max(1, laneCapacity / 4)
         if let deadLetterTopic {
             for topic in topics { configuration.pipeline.deadLetters.topics[topic] = deadLetterTopic }
+        }
+        if onPoison == "park" {
+            configuration.pipeline.parking = Parking(mode: .park, scope: Parking.Scope(rawValue: parkBy) ?? .key)
+            // Refused at start, not at the first poison record: a store without parking.
+            let parked = try await store.withTransaction { [group = self.group] in try await $0.parkedKeys(group: group, topic: nil) }
+            if !parked.isEmpty {
+                logger.warning("keys are parked; their records wait for `parked release`", metadata: [
+                    "parked.keys": "\(parked.count)",
+                    "keys": "\(parked.prefix(10).map { "\($0.topic) \($0.key)" }.joined(separator: ", "))",
+                ])
+            }
         }
         // Every dead letter whose record has an outcome was acknowledged before the outcome, so
         // what the producer still holds at close belongs to records abandoned at shutdown (a

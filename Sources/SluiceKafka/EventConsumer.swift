@@ -211,6 +211,9 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         }
         if !overrides.isEmpty { logger.info("resuming from the store's offsets", metadata: ["offsets": "\(overrides)"]) }
         dispatcher.assign(partitions)
+        // Every record before a stored offset has a durable outcome (its store transaction
+        // committed): Kafka's commit catches up at the next tick, even if no record follows.
+        for (partition, offset) in overrides { watermarks.advance(partition, to: offset) }
         membership.withLock { $0.assigned() }
         return overrides
     }

@@ -44,7 +44,8 @@ struct ExactlyOnceTests {
 
         func start(
             _ cluster: EmbeddedKafkaCluster, topic: String, group: String, name: String,
-            environment extra: [String: String] = [:], logLevel: String = "error", shutdownTimeout: Int = 10
+            environment extra: [String: String] = [:], logLevel: String = "error", shutdownTimeout: Int = 10,
+            arguments more: [String] = []
         ) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -54,7 +55,7 @@ struct ExactlyOnceTests {
                 "--database", database, "--schemas", directory.appendingPathComponent("EventSchemas").path,
                 "--shutdown-timeout", "\(shutdownTimeout)", "--log-level", logLevel,
                 "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=300",
-            ]
+            ] + more
             var environment = ProcessInfo.processInfo.environment
             environment["SLUICE_TEST_LEDGER"] = ledger.path
             environment.merge(extra) { _, new in new }

@@ -124,6 +124,16 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     /// topic, with how many records of each.
     public var parkedKeysSkipped: [String: [ParkingKey: Int]] { skippedParked.withLock { $0 } }
 
+    /// Which of `keys` are parked. A replay (``Parking/Mode/skip``, its default) on a store that
+    /// does not implement parking has nothing parked to respect; live parking needs the store.
+    private func lookUpParked(_ keys: [ParkingKey], topic: String, in transaction: Store.Transaction) async throws -> Set<ParkingKey> {
+        do {
+            return try await transaction.parkedKeys(group: configuration.group, topic: topic, among: keys)
+        } catch let error as SluiceError where error.code == .parkingUnsupported && configuration.parking.mode == .skip {
+            return []
+        }
+    }
+
     private func noteSkippedParked(topic: String, key: ParkingKey) {
         skippedParked.withLock { $0[topic, default: [:]][key, default: 0] += 1 }
     }
@@ -453,7 +463,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             // process) either finished before, or waits until this transaction ends.
             let parkKeys = (start..<candidate).compactMap { prepared[$0].parkKey }
             if !parkKeys.isEmpty {
-                parked = try await transaction.parkedKeys(group: group, topic: records[start].topic, among: parkKeys)
+                parked = try await lookUpParked(parkKeys, topic: records[start].topic, in: transaction)
             }
         }
 
@@ -818,7 +828,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             let context = (attempt: attempt, log: log)
             do {
                 let result = try await store.withTransaction { transaction -> TransactionResult in
-                    if let checkedKey, !(try await transaction.parkedKeys(group: group, topic: record.topic, among: [checkedKey]).isEmpty) {
+                    if let checkedKey, !(try await self.lookUpParked([checkedKey], topic: record.topic, in: transaction).isEmpty) {
                         // Parked (by this record's predecessor, or a release that failed again
                         // meanwhile): it waits in the key's sequence, its outcome final.
                         if parkingMode == .park { try await transaction.appendParked(record, key: checkedKey, group: group, at: now()) }

@@ -45,6 +45,9 @@ public struct ReplaySummary: Sendable, Hashable {
     public var deadLetteredByCode: [SluiceError.Code: Int] = [:]
     /// Records skipped by policy (unknown type when skipping, no handler) by code.
     public var skippedByCode: [SluiceError.Code: Int] = [:]
+    /// Parked keys whose records the replay skipped (it respects parking unless
+    /// `--ignore-parking`), per topic, with how many records of each.
+    public var parkedKeysSkipped: [String: [ParkingKey: Int]] = [:]
     /// Whether the replay stopped before its end (SIGINT, an error of the source).
     public var interrupted = false
     /// Whether handlers were not called (`--dry-run`).
@@ -110,6 +113,11 @@ public struct ReplaySummary: Sendable, Hashable {
         }
         for (code, count) in skippedByCode.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             lines.append("  skipped \(code): \(count)")
+        }
+        for (topic, keys) in parkedKeysSkipped.sorted(by: { $0.key < $1.key }) {
+            for (key, count) in keys.sorted(by: { $0.key < $1.key }) {
+                lines.append("  parked key skipped: \(topic) \(key): \(count) records (not replayed: the key waits for `parked release`; --ignore-parking replays it)")
+            }
         }
         for (partition, summary) in partitions.sorted(by: { $0.key < $1.key }) {
             let range = summary.first.map { "offsets \($0.rawValue)…\(summary.last!.rawValue)" } ?? "no records"

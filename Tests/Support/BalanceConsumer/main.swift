@@ -5,6 +5,12 @@
 // SLUICE_TEST_CRASH_AFTER_COMMITS=N kills the process (SIGKILL) right after its Nth store commit:
 // the database has the effects and the offset, Kafka does not have the commit yet.
 // SLUICE_TEST_LEDGER appends each handler call's event id (calls rolled back included).
+//
+// For the parking tests: `ledger.step_recorded` events append their `seq` to their account's row
+// of `steps` (so the row shows the order in which they were applied); SLUICE_TEST_REFUSE=k7#3,…
+// makes the handler refuse those steps for good (a bug; the fix is running without it), and
+// SLUICE_TEST_CRASH_WHEN_PARKED=N kills the process right after the store commit that brings the
+// parked records to N or more.
 
 import ArgumentParser
 import Foundation
@@ -19,11 +25,19 @@ struct Posting: Decodable, Sendable {
     var amount: Int
 }
 
+struct Step: Decodable, Sendable {
+    var account: String
+    var seq: Int
+}
+
 enum BalanceService: ConsumerServiceDefinition {
     typealias Store = CrashingStore
 
     static func migrations() -> [StoreMigration] {
-        [StoreMigration(id: "balances-1", sql: "CREATE TABLE balances (account TEXT PRIMARY KEY, amount BIGINT NOT NULL)")]
+        [StoreMigration(id: "balances-1", sql: """
+            CREATE TABLE balances (account TEXT PRIMARY KEY, amount BIGINT NOT NULL);
+            CREATE TABLE steps (account TEXT PRIMARY KEY, seqs TEXT NOT NULL)
+            """)]
     }
 
     static func router() -> EventRouter<SQLDedupeStore.Transaction> {
@@ -38,13 +52,23 @@ enum BalanceService: ConsumerServiceDefinition {
                 [.text(event.payload.account), SQLValue(event.payload.amount)])
             ledger?.append(event.eventID)
         }
+        let refused = Set((ProcessInfo.processInfo.environment["SLUICE_TEST_REFUSE"] ?? "").split(separator: ",").map(String.init))
+        router.on("ledger.step_recorded", as: Step.self, handler: "steps") { event, context in
+            if refused.contains("\(event.payload.account)#\(event.payload.seq)") {
+                throw SluiceError(code: "STEP_REFUSED", message: "step \(event.payload.seq) of \(event.payload.account) refused")
+            }
+            try await context.transaction.execute(
+                "INSERT INTO steps (account, seqs) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET seqs = steps.seqs || ',' || excluded.seqs",
+                [.text(event.payload.account), .text(String(event.payload.seq))])
+        }
         return router
     }
 
     static func openStore(database: String, logger: Logger) async throws -> CrashingStore {
         let base = try await SQLDedupeStore.open(DatabaseLocation(parsing: database), migrations: migrations(), logger: logger)
         let crashAfter = ProcessInfo.processInfo.environment["SLUICE_TEST_CRASH_AFTER_COMMITS"].flatMap { Int($0) }
-        return CrashingStore(base: base, crashAfterCommits: crashAfter)
+        let crashWhenParked = ProcessInfo.processInfo.environment["SLUICE_TEST_CRASH_WHEN_PARKED"].flatMap { Int($0) }
+        return CrashingStore(base: base, crashAfterCommits: crashAfter, crashWhenParked: crashWhenParked)
     }
 }
 
@@ -54,11 +78,13 @@ final class CrashingStore: DedupeStore {
 
     private let base: SQLDedupeStore
     private let crashAfterCommits: Int?
+    private let crashWhenParked: Int?
     private let commits = Atomic<Int>(0)
 
-    init(base: SQLDedupeStore, crashAfterCommits: Int?) {
+    init(base: SQLDedupeStore, crashAfterCommits: Int?, crashWhenParked: Int? = nil) {
         self.base = base
         self.crashAfterCommits = crashAfterCommits
+        self.crashWhenParked = crashWhenParked
     }
 
     func withTransaction<T: Sendable>(_ body: (Transaction) async throws -> T) async throws -> T {
@@ -67,6 +93,13 @@ final class CrashingStore: DedupeStore {
         if let crashAfterCommits, count >= crashAfterCommits {
             FileHandle.standardError.write(Data("crashing after store commit \(count)\n".utf8))
             kill(getpid(), SIGKILL)
+        }
+        if let crashWhenParked {
+            let parked = try await base.withTransaction { try await $0.query("SELECT count(*) AS n FROM sluice_parked_records") }
+            if let count = parked.first?["n"]?.int, count >= crashWhenParked {
+                FileHandle.standardError.write(Data("crashing after the store commit that parked record \(count)\n".utf8))
+                kill(getpid(), SIGKILL)
+            }
         }
         return result
     }
@@ -97,5 +130,8 @@ struct MigrateOnlyCommand: AsyncParsableCommand {
 @main
 struct BalanceConsumerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sluice-test-balance-consumer", subcommands: [RunCommand<BalanceService>.self, ReplayCommand<BalanceService>.self, MigrateOnlyCommand.self])
+        commandName: "sluice-test-balance-consumer", subcommands: [
+            RunCommand<BalanceService>.self, ReplayCommand<BalanceService>.self, ParkedCommand<BalanceService>.self,
+            MigrateOnlyCommand.self,
+        ])
 }
