@@ -47,12 +47,13 @@ note "09:21        the same payment event again, byte for byte (a producer retry
 note "09:22        a record that is not JSON"
 note "09:23        a payment with a negative amount (violates the schema)"
 note "09:24        a payment in schema version 3, which no EventSchemas file describes yet"
-note "09:25        a payment for an order that never arrives (its handler fails, retries, gives up)"
+note "09:25        a payment for an order that never arrives (its handler fails, retries, gives up: its key is parked)"
 "$bin/sluice" produce --bootstrap-servers "$servers" --input Examples/OrderFulfillment/Demo/stream.jsonl --format snapshot --keep-partitions
 
 topic_flags=(); for topic in "${topics[@]}"; do topic_flags+=(--topic "$topic"); done
 service=(--bootstrap-servers "$servers" "${topic_flags[@]}" --group order-fulfillment
          --database "$work/fulfillment.sqlite" --dead-letter-topic fulfillment.DLT --schemas EventSchemas)
+store_flags=(--group order-fulfillment --database "$work/fulfillment.sqlite" --schemas EventSchemas)
 
 # The operations endpoint on a free loopback port. Plain bash (/dev/tcp) asks it, so the demo
 # needs no HTTP client on the machine.
@@ -70,9 +71,9 @@ http_get() {
     printf '%s\n' "${response#*$'\n\n'}"
 }
 
-step "Running the service: order-fulfillment run --group order-fulfillment --database fulfillment.sqlite --http-address 127.0.0.1:$http_port …"
+step "Running the service: order-fulfillment run --group order-fulfillment --database fulfillment.sqlite --on-poison park --http-address 127.0.0.1:$http_port …"
 FULFILLMENT_OUTBOX="$work/outbox.txt" "$bin/order-fulfillment" run "${service[@]}" --log-level warning \
-    --http-address "127.0.0.1:$http_port" 2>"$work/service.log" &
+    --on-poison park --http-address "127.0.0.1:$http_port" 2>"$work/service.log" &
 service_pid=$!
 lag_flags=(--bootstrap-servers "$servers" --group order-fulfillment "${topic_flags[@]}")
 for _ in $(seq 1 120); do
@@ -95,6 +96,26 @@ step "The dead-letter topic: sluice dlq list --topic fulfillment.DLT"
 step "One dead letter in full: sluice dlq show --topic fulfillment.DLT --partition 0 --offset 0"
 "$bin/sluice" dlq show --bootstrap-servers "$servers" --topic fulfillment.DLT --partition 0 --offset 0 | sed 's/^/    /' | cut -c1-200
 
+step "Parked keys: order-fulfillment parked list"
+"$bin/order-fulfillment" parked list "${store_flags[@]}" | sed 's/^/    /'
+note "the payment's key ord_00000999 is parked (--on-poison park): any later event of that order would wait"
+note "behind it in the store, in order, instead of being applied to an order the service never saw."
+
+step "The missing order arrives (Examples/OrderFulfillment/Demo/late-order.jsonl); the service runs again"
+"$bin/sluice" produce --bootstrap-servers "$servers" --input Examples/OrderFulfillment/Demo/late-order.jsonl --format snapshot --keep-partitions
+FULFILLMENT_OUTBOX="$work/outbox.txt" "$bin/order-fulfillment" run "${service[@]}" --log-level warning --on-poison park \
+    2>>"$work/service.log" &
+service_pid=$!
+for _ in $(seq 1 120); do
+    if "$bin/sluice" lag "${lag_flags[@]}" 2>/dev/null | grep -q '^total lag 0 over 9 partition'; then break; fi
+    sleep 0.5
+done
+kill -TERM "$service_pid"; wait "$service_pid" || true; service_pid=""
+step "Releasing the key after the fix: order-fulfillment parked release ord_00000999"
+FULFILLMENT_OUTBOX="$work/outbox.txt" "$bin/order-fulfillment" parked release ord_00000999 "${store_flags[@]}" 2>/dev/null | sed 's/^/    /'
+"$bin/order-fulfillment" parked list "${store_flags[@]}" | sed 's/^/    /'
+note "no key is parked any more: the payment ran through book-payment, in order, and was booked."
+
 step "The resulting state (order-fulfillment report)"
 "$bin/order-fulfillment" report --database "$work/fulfillment.sqlite" | sed 's/^/    /'
 note "customer notifications sent (the service's side effect outside the database):"
@@ -111,7 +132,7 @@ sent_after=$(wc -l <"$work/outbox.txt")
 
 step "What happened, and why"
 cat <<SUMMARY
-    - 9 normal events were handled exactly once: each handler's writes, its processed-event record and
+    - 9 normal events (10 with the late order) were handled exactly once: each handler's writes, its processed-event record and
       its partition's offset committed in one SQLite transaction, and Kafka's commit followed.
     - The repeated payment (same event_id, same bytes) was skipped as a duplicate: its handler never ran.
     - 4 poison records went to fulfillment.DLT with their original key, value and headers plus the
@@ -120,7 +141,9 @@ cat <<SUMMARY
       once v3 is registered) and HANDLER_RETRIES_EXHAUSTED (book-payment found no order ord_00000999:
       ORDER_UNKNOWN is retriable, as a payment can overtake its order on another topic, so it was
       retried with backoff, 5 attempts, before it was dead-lettered). That partition waited meanwhile;
-      the others did not.
+      the others did not. With --on-poison park, that failure also parked the payment's key
+      ord_00000999 in the store (its dead letter says sluice.parked: true); once the order arrived,
+      'parked release ord_00000999' ran the payment through its handler and it was booked.
     - The respect replay read the window again and called no handler: every record was a duplicate.
     - The reprocess replay ran every handler again with context.isReplay set: the upserts rebuilt the
       same state (no doubled ledger entries), and the book-payment handler sent no notification

@@ -1,4 +1,4 @@
-// The order-fulfillment service's executable: Sluice's `run` and `replay`, plus a `report` of
+// The order-fulfillment service's executable: Sluice's `run`, `replay` and `parked`, plus a `report` of
 // its state for the demo.
 
 import ArgumentParser
@@ -48,5 +48,7 @@ struct OrderFulfillmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-fulfillment",
         abstract: "The example order-fulfillment consumer service, built on Sluice.",
-        subcommands: [RunCommand<Fulfillment>.self, ReplayCommand<Fulfillment>.self, ReportCommand.self])
+        subcommands: [
+            RunCommand<Fulfillment>.self, ReplayCommand<Fulfillment>.self, ParkedCommand<Fulfillment>.self, ReportCommand.self,
+        ])
 }
