@@ -14,7 +14,7 @@ import Sluice
 /// other processes wait up to ``Configuration/busyTimeout``.
 ///
 /// Tables the store owns: `sluice_processed_events`, `sluice_offsets`, `sluice_migrations`, and
-/// the parking tables of ``SQLParkingSchema``.
+/// the parking tables of `SQLParkingSchema` (in `Sluice`).
 public final class SQLiteDedupeStore: DedupeStore {
     /// How the store opens its file.
     public struct Configuration: Sendable {

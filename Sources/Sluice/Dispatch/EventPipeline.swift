@@ -939,8 +939,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     /// process) is refused while this one runs, unless its claim is older than `claimTimeout`
     /// (a release that died).
     ///
-    /// - Throws: ``SluiceError`` with ``SluiceError/Code/keyNotParked`` or
-    ///   ``SluiceError/Code/parkedReleaseInProgress``; a store error.
+    /// - Throws: `SluiceError` with `KEY_NOT_PARKED` or
+    ///   `PARKED_RELEASE_IN_PROGRESS`; a store error.
     public func releaseParked(
         topic: String, key: ParkingKey, claimant: String, claimTimeout: Duration = .seconds(600)
     ) async throws -> ParkedRelease {
@@ -1139,7 +1139,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
 }
 
 extension SluiceError.Code {
-    /// A handler threw an error that is not a ``SluiceError``, and retrying was not possible.
+    /// A handler threw an error that is not a `SluiceError`, and retrying was not possible.
     public static let handlerFailed: Self = "HANDLER_FAILED"
     /// A handler kept failing with retriable errors until the retry policy gave up.
     public static let handlerRetriesExhausted: Self = "HANDLER_RETRIES_EXHAUSTED"

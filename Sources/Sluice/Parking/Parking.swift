@@ -100,7 +100,7 @@ public struct Parking: Sendable, Hashable {
         /// sequence (`run --on-poison park`).
         case park
         /// Records of a parked key are neither handled nor appended: skipped as
-        /// ``SluiceError/Code/keyParked`` (a replay's default); poison is dead-lettered only.
+        /// `KEY_PARKED` (a replay's default); poison is dead-lettered only.
         case skip
     }
 

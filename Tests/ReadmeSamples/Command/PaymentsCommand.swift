@@ -7,5 +7,6 @@ import SluiceCLI
 @main
 struct PaymentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "payments", subcommands: [RunCommand<Payments>.self, ReplayCommand<Payments>.self])
+        commandName: "payments",
+        subcommands: [RunCommand<Payments>.self, ReplayCommand<Payments>.self, ParkedCommand<Payments>.self])
 }
