@@ -49,8 +49,8 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("on-poison"), help: "dead-letter (default): dead-letter and move on; park: dead-letter and park the record's key, holding its later records in the store until `parked release`.")
-    var onPoison: String = "dead-letter"
+    @Option(name: .customLong("on-poison"), help: "dead-letter (default): dead-letter and move on; park: dead-letter and park the record's key, holding its later records in the store until `parked release`. TOPIC=POLICY sets one topic's (repeatable).")
+    var onPoison: [String] = []
 
     @Option(name: .customLong("park-by"), help: "key (default) or subject: what orders events, so what --on-poison park parks.")
     var parkBy: String = "key"
@@ -66,8 +66,28 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         }
         guard laneCapacity >= 1, bufferedRecords >= 1 else { throw ValidationError("--lane-capacity and --buffered-records must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
-        guard ["dead-letter", "park"].contains(onPoison) else { throw ValidationError("--on-poison is dead-letter or park, not '\(onPoison)'") }
+        _ = try poisonPolicy()
         guard Parking.Scope(rawValue: parkBy) != nil else { throw ValidationError("--park-by is key or subject, not '\(parkBy)'") }
+    }
+
+    /// `--on-poison` as a ``Parking``: `dead-letter` or `park` for every topic, `TOPIC=…` for one.
+    func poisonPolicy() throws -> Parking {
+        var parking = Parking(scope: Parking.Scope(rawValue: parkBy) ?? .key)
+        func mode(_ text: Substring) throws -> Parking.Mode {
+            switch text {
+            case "dead-letter": return .off
+            case "park": return .park
+            default: throw ValidationError("--on-poison is dead-letter or park (or TOPIC=dead-letter|park), not '\(text)'")
+            }
+        }
+        for value in onPoison {
+            if let equals = value.firstIndex(of: "=") {
+                parking.topics[String(value[..<equals])] = try mode(value[value.index(after: equals)...])
+            } else {
+                parking.mode = try mode(value[...])
+            }
+        }
+        return parking
     }
 
     public func run() async throws {
@@ -100,8 +120,9 @@ public struct RunCommand<Definition: ConsumerServiceDefinition>: AsyncParsableCo
         if let deadLetterTopic {
             for topic in topics { configuration.pipeline.deadLetters.topics[topic] = deadLetterTopic }
         }
-        if onPoison == "park" {
-            configuration.pipeline.parking = Parking(mode: .park, scope: Parking.Scope(rawValue: parkBy) ?? .key)
+        let policy = try poisonPolicy()
+        if policy.mode == .park || policy.topics.values.contains(.park) {
+            configuration.pipeline.parking = policy
             // Refused at start, not at the first poison record: a store without parking.
             let parked = try await store.withTransaction { [group = self.group] in try await $0.parkedKeys(group: group, topic: nil) }
             if !parked.isEmpty {

@@ -94,9 +94,10 @@ struct ParkingProcessTests {
         #expect(crashing.terminationReason == .uncaughtSignal)
         #expect(try fixture.log("crashing").contains("crashing after the store commit that parked record"))
 
+        // The restart names the policy per topic (the others would dead-letter only).
         let restarted = try fixture.start(
             cluster, topic: Self.topic, group: "steps", name: "restarted", environment: ["SLUICE_TEST_REFUSE": "k7#3"],
-            logLevel: "info", arguments: parking)
+            logLevel: "info", arguments: ["--on-poison", "dead-letter", "--on-poison", "\(Self.topic)=park"])
         let partitions = (0..<4).map { TopicPartition(topic: Self.topic, partition: Int32($0)) }
         try await Support.eventually("every partition's position at its end", timeout: .seconds(90)) {
             let stored = try await store.storedOffsets(group: "steps", partitions: partitions)
@@ -133,6 +134,24 @@ struct ParkingProcessTests {
         #expect(letters.count == 1)
         #expect(letters.first?.header(DeadLetterHeader.parked) == Array("true".utf8))
         #expect(letters.first?.header(DeadLetterHeader.eventID) == Array("k7-3".utf8))
+
+        // A replay respects parking: k7's records are neither handled nor appended, and listed.
+        let replay = Process()
+        replay.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("sluice-test-balance-consumer")
+        replay.arguments = [
+            "replay", "--bootstrap-servers", cluster.bootstrapServers, "--topic", Self.topic, "--group", "steps",
+            "--database", fixture.database, "--schemas", fixture.directory.appendingPathComponent("EventSchemas").path,
+        ]
+        let replayOutput = Pipe()
+        replay.standardOutput = replayOutput
+        replay.standardError = FileHandle.nullDevice
+        try replay.run()
+        let replayed = String(decoding: replayOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        replay.waitUntilExit()
+        #expect(replay.terminationStatus == 0, "\(replayed)")
+        #expect(replayed.contains("parked key skipped: \(Self.topic) k7: \(Self.events) records"), "\(replayed)")
+        #expect(try Self.parked(fixture, ["list"]).output.contains("records=\(Self.events - 2) "), "the replay appended nothing")
 
         // Still broken: the release stops at the head, says why, and the key stays parked.
         let refused = try Self.parked(fixture, ["release", "k7"], environment: ["SLUICE_TEST_REFUSE": "k7#3"])

@@ -221,6 +221,18 @@ struct ParkingPipelineTests {
         let keyed = records.map { record in var record = record; record.key = Array("same".utf8); return record }
         #expect(await off.process(keyed) == [.deadLettered("STEP_REFUSED"), .handled, .handled, .handled])
         #expect(try await other.withTransaction { try await $0.parkedKeys(group: "g", topic: nil) }.isEmpty)
+
+        // A policy per topic: parking on this topic only, dead-letter elsewhere.
+        let perTopic = InMemoryDedupeStore()
+        let onlyOthers = try Self.pipeline(
+            perTopic, parking: Parking(mode: .park, topics: [Self.topic: .off]), refusals: refusals, sink: RecordingDeadLetterSink(),
+            apply: apply)
+        #expect(await onlyOthers.process(keyed) == [.deadLettered("STEP_REFUSED"), .handled, .handled, .handled])
+        let onlyThis = try Self.pipeline(
+            perTopic, parking: Parking(mode: .off, topics: [Self.topic: .park]), refusals: refusals, sink: RecordingDeadLetterSink(),
+            apply: apply)
+        let again = keyed.map { record in var record = record; record.offset = Offset(record.offset.rawValue + 10); return record }
+        #expect(await onlyThis.process(again) == [.deadLettered("STEP_REFUSED"), .parked, .parked, .parked])
     }
 }
 

@@ -129,7 +129,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private func lookUpParked(_ keys: [ParkingKey], topic: String, in transaction: Store.Transaction) async throws -> Set<ParkingKey> {
         do {
             return try await transaction.parkedKeys(group: configuration.group, topic: topic, among: keys)
-        } catch let error as SluiceError where error.code == .parkingUnsupported && configuration.parking.mode == .skip {
+        } catch let error as SluiceError where error.code == .parkingUnsupported && configuration.parking.mode(for: topic) == .skip {
             return []
         }
     }
@@ -331,7 +331,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
         return Prepared(
             step: .route(envelope, routes.map { $0.bind(envelope, upcasters) }), log: log,
-            parkKey: configuration.parking.mode == .off ? nil : configuration.parking.key(of: record, envelope: envelope))
+            parkKey: configuration.parking.mode(for: record.topic) == .off ? nil : configuration.parking.key(of: record, envelope: envelope))
     }
 
     // MARK: - Group commit
@@ -458,7 +458,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
         let stored = try await transaction.processedEvents(group: group, keys: Array(Set(keys)))
         var parked: Set<ParkingKey> = []
-        if configuration.parking.mode != .off {
+        if configuration.parking.mode(for: records[start].topic) != .off {
             // In the same transaction as the appends: a release of one of these keys (in another
             // process) either finished before, or waits until this transaction ends.
             let parkKeys = (start..<candidate).compactMap { prepared[$0].parkKey }
@@ -540,7 +540,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
             if let parkKey = prepared[index].parkKey, parked.contains(parkKey) {
                 // Its key waits for a release: appended to the key's sequence (a replay: skipped),
                 // durable with the group's offset.
-                if configuration.parking.mode == .park {
+                if configuration.parking.mode(for: record.topic) == .park {
                     try await transaction.appendParked(record, key: parkKey, group: configuration.group, at: clock())
                     run.result.outcomes.append(.parked)
                 } else {
@@ -736,7 +736,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         finish: Finish, parkKey: ParkingKey?, log: RecordLog, pending: PendingFailure? = nil
     ) async -> HandlerResult {
         let group = configuration.group
-        let parkingMode = configuration.parking.mode
+        let parkingMode = configuration.parking.mode(for: record.topic)
         let storesOffsets = configuration.storesOffsets
         // A release runs records of a parked key on purpose: it does not look parking up.
         let checkedKey: ParkingKey? = if case .unpark = finish { nil } else if parkingMode == .off { nil } else { parkKey }
@@ -884,7 +884,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     /// again, is dead-lettered again (dead letters are at-least-once) and parks its key then.
     /// A store that cannot be written halts the partition until it can, as an outage does.
     private func poison(_ record: Record, _ reason: DeadLetterReason, log: RecordLog, parkKey: ParkingKey?) async -> RecordOutcome {
-        guard configuration.parking.mode == .park, let parkKey, !configuration.dryRun else {
+        guard configuration.parking.mode(for: record.topic) == .park, let parkKey, !configuration.dryRun else {
             return await deadLetter(record, reason, log: log)
         }
         let outcome = await deadLetter(record, reason, log: log, parked: true)

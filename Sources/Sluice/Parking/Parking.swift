@@ -104,16 +104,22 @@ public struct Parking: Sendable, Hashable {
         case skip
     }
 
-    /// Default: ``Mode/off``.
+    /// For every topic without its own entry in ``topics``. Default: ``Mode/off``.
     public var mode: Mode
+    /// The mode of single topics (a poison policy per topic), over ``mode``.
+    public var topics: [String: Mode]
     /// Default: ``Scope/key``.
     public var scope: Scope
 
-    /// Parking in `mode`, by `scope`.
-    public init(mode: Mode = .off, scope: Scope = .key) {
+    /// Parking in `mode` (and per topic in `topics`), by `scope`.
+    public init(mode: Mode = .off, topics: [String: Mode] = [:], scope: Scope = .key) {
         self.mode = mode
+        self.topics = topics
         self.scope = scope
     }
+
+    /// The mode for records of `topic`.
+    public func mode(for topic: String) -> Mode { topics[topic] ?? mode }
 
     /// Poison records are dead-lettered; nothing is parked or looked up.
     public static let off = Parking()
