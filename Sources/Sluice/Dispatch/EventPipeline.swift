@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Logging
+import Tracing
 
 /// Gives each record its durable outcome: decode and validate the envelope, run every handler of
 /// its type inside a store transaction (skipping events already processed), retry failures with
@@ -46,6 +47,12 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         public var storesOffsets = true
         /// How records of one lane share store transactions. Default: `GroupCommit/init()`.
         public var groupCommit = GroupCommit()
+        /// The tracer of the pipeline's spans (`sluice.process` per record, `sluice.handle
+        /// <handler>` per handler call), which also reads the records' `traceparent` headers and
+        /// writes the dead letters' `sluice.traceparent`. Default: `nil`, the tracer the process
+        /// bootstrapped (`InstrumentationSystem.tracer`, read when the pipeline is made) with the
+        /// bootstrapped instrument for the headers; with none, or a `NoOpTracer`, nothing is traced.
+        public var tracer: (any Tracer)?
 
         /// The defaults for consumer group `group` (the dedupe records and stored offsets are kept under it).
         public init(group: String) {
@@ -113,6 +120,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let clock: @Sendable () -> Date
     private let random: @Sendable () -> Double
     private let committer: GroupCommitQueue<Store.Transaction, GroupResult>
+    private let tracing: PipelineTracing?
 
     /// The partitions halted right now, waiting for their dead-letter topic or the store (what
     /// `sluice.partition.halted` counts), with why and since when: for readiness checks.
@@ -149,18 +157,22 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         self.clock = clock
         self.random = random
         self.committer = GroupCommitQueue(store: store, maxTransactionRecords: configuration.groupCommit.maxTransactionRecords)
+        self.tracing = PipelineTracing(tracer: configuration.tracer)
     }
 
     /// Gives `record` its outcome. Returns ``RecordOutcome/abandoned`` only when cancelled
     /// (revocation or shutdown) before an outcome was reached.
     public func process(_ record: Record) async -> RecordOutcome {
         let prepared = prepare(record)
+        let outcome: RecordOutcome
         switch prepared.step {
-        case .finished(let outcome): return outcome
-        case .reject(let reason): return await deadLetter(record, reason, log: prepared.log)
+        case .finished(let finished): outcome = finished
+        case .reject(let reason): outcome = await deadLetter(record, reason, log: prepared.log)
         case .route(let envelope, let routes):
-            return await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log)
+            outcome = await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log)
         }
+        prepared.log.span?.end(outcome)
+        return outcome
     }
 
     /// Told each record's outcome (by its index in the batch) as soon as it is durable, in order.
@@ -182,19 +194,22 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     public func process(_ records: [Record], reporting report: OutcomeReport? = nil) async -> [RecordOutcome] {
         var outcomes: [RecordOutcome] = []
         outcomes.reserveCapacity(records.count)
+        let grouped = configuration.groupCommit.maxRecords > 1 && !configuration.dryRun && records.count > 1
+        // Alone, each record is prepared (and its span ended) by `process(_:)`.
+        let prepared = grouped ? records.map(prepare) : []
         // Outcomes are reported as they become durable, so the caller can move the partition's
         // watermark before the whole batch is done (a halted dead-letter write, a long retry).
         func emit(_ outcome: RecordOutcome) {
+            if outcomes.count < prepared.count { prepared[outcomes.count].log.span?.end(outcome) }
             report?(outcomes.count, outcome)
             outcomes.append(outcome)
         }
-        guard configuration.groupCommit.maxRecords > 1, !configuration.dryRun, records.count > 1 else {
+        guard grouped else {
             for record in records {
                 emit(outcomes.last == .abandoned ? .abandoned : await process(record))
             }
             return outcomes
         }
-        let prepared = records.map(prepare)
         var index = 0
         while index < records.count {
             if outcomes.last == .abandoned || Task.isCancelled {
@@ -270,6 +285,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private func prepare(_ record: Record) -> Prepared {
         metrics.consumed(record)
         var log = RecordLog(base: logger, record: record)
+        log.span = tracing?.startSpan(for: record)
 
         let envelope: Envelope
         switch decoder.result(decoding: record.value) {
@@ -290,6 +306,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 eventID: ids.eventID, correlationID: ids.correlationID)), log: log)
         }
         log.envelope = RecordLog.EnvelopeIDs(envelope)
+        log.span?.decoded(envelope)
 
         let routes = router.routes(for: envelope.eventType)
         guard !routes.isEmpty else {
@@ -509,8 +526,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     attempt: 1, handlerName: route.name, transaction: transaction)
                 do {
                     switch configuration.groupCommit.savepoints {
-                    case .handler: try await transaction.withSavepoint { try await route.call(context) }
-                    case .group: try await route.call(context)
+                    case .handler: try await transaction.withSavepoint { try await route.attempt(context) }
+                    case .group: try await route.attempt(context)
                     }
                 } catch {
                     let failure = GroupHandlerFailure(record: index, route: routeIndex, handler: route.name, error: error, started: started)
@@ -720,7 +737,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     let handlerContext = HandlerContext(
                         envelope: envelope, record: record, log: context.log, isReplay: isReplay,
                         attempt: context.attempt, handlerName: route.name, transaction: transaction)
-                    try await route.call(handlerContext)
+                    try await route.attempt(handlerContext)
                     let count = try await transaction.markProcessed(
                         group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
                     if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
