@@ -34,11 +34,15 @@ public enum DeadLetterHeader {
     public static let valueSize = "sluice.value.size"
     /// Only on a stub: the lower-case hex SHA-256 of the original value (``PayloadHash``).
     public static let valueSHA256 = "sluice.value.sha256"
+    /// Only when the pipeline traces: the W3C `traceparent` of the record's `sluice.process`
+    /// span, the span that ended with the dead letter, so the failure can be found in its trace.
+    /// The record's own `traceparent` (its producer's) is kept unchanged among the original headers.
+    public static let traceParent = "sluice.traceparent"
 
     /// Every header name Sluice adds, in the order it writes them.
     public static let all = [
         originalTopic, originalPartition, originalOffset, originalTimestamp, consumerGroup, errorCode,
-        errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID,
+        errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID, traceParent,
         valueTruncated, valueSize, valueSHA256,
     ]
 }

@@ -48,7 +48,13 @@ public struct DeadLetterRecord: Sendable, Hashable {
     ///
     /// Provenance headers already on the record (a record that was dead-lettered, re-driven and
     /// failed again) are replaced, so each name appears once and describes the latest failure.
-    public init(original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date) {
+    ///
+    /// - Parameter traceParent: The W3C `traceparent` of the span that failed, written as
+    ///   ``DeadLetterHeader/traceParent`` (`sluice.traceparent`); `nil` when nothing was traced.
+    public init(
+        original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date,
+        traceParent: String? = nil
+    ) {
         self.topic = topic
         self.key = original.key
         self.value = original.value
@@ -68,6 +74,7 @@ public struct DeadLetterRecord: Sendable, Hashable {
         if let handler = reason.handler { add(DeadLetterHeader.handler, handler) }
         if let eventID = reason.eventID { add(DeadLetterHeader.eventID, eventID) }
         if let correlationID = reason.correlationID { add(DeadLetterHeader.correlationID, correlationID) }
+        if let traceParent { add(DeadLetterHeader.traceParent, traceParent) }
         self.headers = headers
     }
 

@@ -773,7 +773,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
         let full = DeadLetterRecord(
             original: record, topic: configuration.deadLetters.topic(for: record.topic),
-            group: configuration.group, reason: reason, failedAt: clock())
+            group: configuration.group, reason: reason, failedAt: clock(), traceParent: log.span?.traceParent())
         var letter = full
         var delay = Duration.milliseconds(100)
         var halted = false
