@@ -41,7 +41,10 @@ struct PipelineTracing: Sendable {
 
 /// A record's `sluice.process` span, from the moment the pipeline takes the record until its
 /// outcome is durable, with a child span per call of a handler.
-struct RecordSpan: Sendable {
+///
+/// A class so that the record's log metadata, which carries it and is copied for every handler
+/// call, grows by one reference only.
+final class RecordSpan: Sendable {
     /// The record's span.
     static let processName = "sluice.process"
     /// A handler attempt's span: `sluice.handle <handler name>`.
@@ -64,6 +67,11 @@ struct RecordSpan: Sendable {
 
     let span: any Span
     let tracing: PipelineTracing
+
+    init(span: any Span, tracing: PipelineTracing) {
+        self.span = span
+        self.tracing = tracing
+    }
 
     /// Adds the envelope's identifiers once the record decoded (a rejected record's span has none).
     func decoded(_ envelope: Envelope) {
