@@ -34,6 +34,10 @@ public enum DeadLetterHeader {
     public static let valueSize = "sluice.value.size"
     /// Only on a stub: the lower-case hex SHA-256 of the original value (``PayloadHash``).
     public static let valueSHA256 = "sluice.value.sha256"
+    /// Only when the pipeline traces: the W3C `traceparent` of the record's `sluice.process`
+    /// span, the span that ended with the dead letter, so the failure can be found in its trace.
+    /// The record's own `traceparent` (its producer's) is kept unchanged among the original headers.
+    public static let traceParent = "sluice.traceparent"
 
     /// `true`, only with `--on-poison park`: the record's key became parked by this failure, and
     /// its later records wait in the store for `parked release`.
@@ -42,7 +46,7 @@ public enum DeadLetterHeader {
     /// Every header name Sluice adds, in the order it writes them.
     public static let all = [
         originalTopic, originalPartition, originalOffset, originalTimestamp, consumerGroup, errorCode,
-        errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID,
+        errorMessage, errorRetryable, attempts, failedAt, handler, eventID, correlationID, traceParent,
         valueTruncated, valueSize, valueSHA256, parked,
     ]
 }

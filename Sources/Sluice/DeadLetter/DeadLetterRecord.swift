@@ -48,8 +48,15 @@ public struct DeadLetterRecord: Sendable, Hashable {
     ///
     /// Provenance headers already on the record (a record that was dead-lettered, re-driven and
     /// failed again) are replaced, so each name appears once and describes the latest failure.
-    /// `parked` adds ``DeadLetterHeader/parked`` (`true`): the failure parked the record's key.
-    public init(original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date, parked: Bool = false) {
+    ///
+    /// - Parameters:
+    ///   - traceParent: The W3C `traceparent` of the span that failed, written as
+    ///     ``DeadLetterHeader/traceParent`` (`sluice.traceparent`); `nil` when nothing was traced.
+    ///   - parked: Adds ``DeadLetterHeader/parked`` (`true`): the failure parked the record's key.
+    public init(
+        original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date,
+        traceParent: String? = nil, parked: Bool = false
+    ) {
         self.topic = topic
         self.key = original.key
         self.value = original.value
@@ -69,6 +76,7 @@ public struct DeadLetterRecord: Sendable, Hashable {
         if let handler = reason.handler { add(DeadLetterHeader.handler, handler) }
         if let eventID = reason.eventID { add(DeadLetterHeader.eventID, eventID) }
         if let correlationID = reason.correlationID { add(DeadLetterHeader.correlationID, correlationID) }
+        if let traceParent { add(DeadLetterHeader.traceParent, traceParent) }
         if parked { add(DeadLetterHeader.parked, "true") }
         self.headers = headers
     }

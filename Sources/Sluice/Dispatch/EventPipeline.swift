@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
+import Tracing
 
 /// Gives each record its durable outcome: decode and validate the envelope, run every handler of
 /// its type inside a store transaction (skipping events already processed), retry failures with
@@ -50,6 +51,12 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         /// Whether poison parks its key, and whether records of parked keys are appended or
         /// skipped. Default: ``Parking/off`` (dead-letter and move on; no parked key looked up).
         public var parking = Parking.off
+        /// The tracer of the pipeline's spans (`sluice.process` per record, `sluice.handle
+        /// <handler>` per handler call), which also reads the records' `traceparent` headers and
+        /// writes the dead letters' `sluice.traceparent`. Default: `nil`, the tracer the process
+        /// bootstrapped (`InstrumentationSystem.tracer`, read when the pipeline is made) with the
+        /// bootstrapped instrument for the headers; with none, or a `NoOpTracer`, nothing is traced.
+        public var tracer: (any Tracer)?
 
         /// The defaults for consumer group `group` (the dedupe records and stored offsets are kept under it).
         public init(group: String) {
@@ -117,6 +124,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private let clock: @Sendable () -> Date
     private let random: @Sendable () -> Double
     private let committer: GroupCommitQueue<Store.Transaction, GroupResult>
+    private let tracing: PipelineTracing?
     /// Records of parked keys skipped (``Parking/Mode/skip``), per topic and key.
     private let skippedParked = Mutex<[String: [ParkingKey: Int]]>([:])
 
@@ -173,18 +181,22 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         self.clock = clock
         self.random = random
         self.committer = GroupCommitQueue(store: store, maxTransactionRecords: configuration.groupCommit.maxTransactionRecords)
+        self.tracing = PipelineTracing(tracer: configuration.tracer)
     }
 
     /// Gives `record` its outcome. Returns ``RecordOutcome/abandoned`` only when cancelled
     /// (revocation or shutdown) before an outcome was reached.
     public func process(_ record: Record) async -> RecordOutcome {
         let prepared = prepare(record)
+        let outcome: RecordOutcome
         switch prepared.step {
-        case .finished(let outcome): return outcome
-        case .reject(let reason): return await deadLetter(record, reason, log: prepared.log)
+        case .finished(let finished): outcome = finished
+        case .reject(let reason): outcome = await deadLetter(record, reason, log: prepared.log)
         case .route(let envelope, let routes):
-            return await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log, parkKey: prepared.parkKey)
+            outcome = await handle(record, envelope: envelope, routes: routes, from: 0, log: prepared.log, parkKey: prepared.parkKey)
         }
+        prepared.log.span?.end(outcome)
+        return outcome
     }
 
     /// Told each record's outcome (by its index in the batch) as soon as it is durable, in order.
@@ -206,19 +218,22 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     public func process(_ records: [Record], reporting report: OutcomeReport? = nil) async -> [RecordOutcome] {
         var outcomes: [RecordOutcome] = []
         outcomes.reserveCapacity(records.count)
+        let grouped = configuration.groupCommit.maxRecords > 1 && !configuration.dryRun && records.count > 1
+        // Alone, each record is prepared (and its span ended) by `process(_:)`.
+        let prepared = grouped ? records.map(prepare) : []
         // Outcomes are reported as they become durable, so the caller can move the partition's
         // watermark before the whole batch is done (a halted dead-letter write, a long retry).
         func emit(_ outcome: RecordOutcome) {
+            if outcomes.count < prepared.count { prepared[outcomes.count].log.span?.end(outcome) }
             report?(outcomes.count, outcome)
             outcomes.append(outcome)
         }
-        guard configuration.groupCommit.maxRecords > 1, !configuration.dryRun, records.count > 1 else {
+        guard grouped else {
             for record in records {
                 emit(outcomes.last == .abandoned ? .abandoned : await process(record))
             }
             return outcomes
         }
-        let prepared = records.map(prepare)
         var index = 0
         while index < records.count {
             if outcomes.last == .abandoned || Task.isCancelled {
@@ -298,6 +313,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
     private func prepare(_ record: Record) -> Prepared {
         metrics.consumed(record)
         var log = RecordLog(base: logger, record: record)
+        log.span = tracing?.startSpan(for: record)
 
         let envelope: Envelope
         switch decoder.result(decoding: record.value) {
@@ -318,6 +334,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 eventID: ids.eventID, correlationID: ids.correlationID)), log: log)
         }
         log.envelope = RecordLog.EnvelopeIDs(envelope)
+        log.span?.decoded(envelope)
 
         let routes = router.routes(for: envelope.eventType)
         guard !routes.isEmpty else {
@@ -570,8 +587,8 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     attempt: 1, handlerName: route.name, transaction: transaction)
                 do {
                     switch configuration.groupCommit.savepoints {
-                    case .handler: try await transaction.withSavepoint { try await route.call(context) }
-                    case .group: try await route.call(context)
+                    case .handler: try await transaction.withSavepoint { try await route.attempt(context) }
+                    case .group: try await route.attempt(context)
                     }
                 } catch {
                     let failure = GroupHandlerFailure(record: index, route: routeIndex, handler: route.name, error: error, started: started)
@@ -846,7 +863,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                     let handlerContext = HandlerContext(
                         envelope: envelope, record: record, log: context.log, isReplay: isReplay,
                         attempt: context.attempt, handlerName: route.name, transaction: transaction)
-                    try await route.call(handlerContext)
+                    try await route.attempt(handlerContext)
                     let count = try await transaction.markProcessed(
                         group: group, handler: route.name, eventID: envelope.eventID, payloadHash: payloadHash, at: self.clock())
                     if existing == nil && count != 1 { throw Self.concurrentlyProcessed(envelope.eventID) }
@@ -981,13 +998,19 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 _ = try await store.withTransaction { transaction in
                     try await transaction.removeParked(group: group, topic: topic, key: key, partition: record.partition, offset: record.offset)
                 }
+                prepared.log.span?.end(outcome)
                 release.count(outcome)
             case .reject(let reason):
+                prepared.log.span?.end(.parked)
                 failed = reason
             case .route(let envelope, let routes):
                 let result = await runRoutes(
                     record, envelope: envelope, routes: routes, from: 0, log: prepared.log, pending: nil, handledBefore: false,
                     parkKey: nil, finish: .unpark(key))
+                switch result {
+                case .outcome(let outcome): prepared.log.span?.end(outcome)
+                case .failed: prepared.log.span?.end(.parked)  // failed again: it stays parked
+                }
                 switch result {
                 case .outcome(.abandoned):
                     try? await store.withTransaction { try await $0.releaseFailed(group: group, topic: topic, key: key, claimant: claimant, failure: nil) }
@@ -1035,7 +1058,7 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         }
         let full = DeadLetterRecord(
             original: record, topic: configuration.deadLetters.topic(for: record.topic),
-            group: configuration.group, reason: reason, failedAt: clock(), parked: parked)
+            group: configuration.group, reason: reason, failedAt: clock(), traceParent: log.span?.traceParent(), parked: parked)
         var letter = full
         var delay = Duration.milliseconds(100)
         var halted = false

@@ -1,3 +1,4 @@
+import Instrumentation
 import Logging
 
 /// What a handler knows about the event it handles and where it runs.
@@ -26,6 +27,28 @@ public struct HandlerContext<Transaction> {
     public let handlerName: String
     /// The store transaction the handler runs in.
     public let transaction: Transaction
+    /// The trace context of this attempt: its `sluice.handle <handler>` span, a child of the
+    /// record's `sluice.process` span, when the pipeline traces (it is also bound as
+    /// `ServiceContext.current` while the handler runs, so instrumented clients join the trace
+    /// without being handed it); otherwise the caller's current context, or a top-level one.
+    public internal(set) var serviceContext: ServiceContext {
+        get { attemptContext ?? ServiceContext.current ?? .topLevel }
+        set { attemptContext = newValue }
+    }
+    private var attemptContext: ServiceContext?
+
+    init(
+        envelope: Envelope, record: Record, log: RecordLog, isReplay: Bool, attempt: Int, handlerName: String,
+        transaction: Transaction
+    ) {
+        self.envelope = envelope
+        self.record = record
+        self.log = log
+        self.isReplay = isReplay
+        self.attempt = attempt
+        self.handlerName = handlerName
+        self.transaction = transaction
+    }
 }
 
 /// A record's log metadata, turned into a `Logger` only when a line is about to be logged:
@@ -52,6 +75,10 @@ struct RecordLog: Sendable {
     let partition: Int32
     let offset: Int64
     var envelope: EnvelopeIDs?
+    /// The record's `sluice.process` span, when the pipeline traces. It travels with the log
+    /// metadata because both describe the record and go wherever it goes (grouped, alone,
+    /// retried, dead-lettered).
+    var span: RecordSpan?
 
     init(base: Logger, record: Record) {
         self.base = base
