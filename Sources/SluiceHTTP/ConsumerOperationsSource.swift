@@ -26,14 +26,16 @@ public struct ConsumerOperationsSource<Store: DedupeStore>: OperationsStatusSour
     }
 
     public func partitions() async -> ConsumerPartitionsDocument {
-        ConsumerPartitionsDocument(await consumer.status(storeTimeout: nil))
+        ConsumerPartitionsDocument(await consumer.status(storeTimeout: nil, parkedKeysTimeout: storeTimeout))
     }
 }
 
 /// `GET /partitions` of a consumer: `{"group":…, "phase":…, "partitions":[…]}`, one object per
 /// assigned partition with `topic`, `partition`, `committed_offset`, `position`,
-/// `high_watermark`, `lag`, `queued_records`, `in_flight_offset`, `paused`, `halted` and `halt`
-/// (`{"reason":…, "since":<RFC 3339>}`); a value not known yet is `null`.
+/// `high_watermark`, `lag`, `queued_records`, `in_flight_offset`, `paused`, `halted`, `halt`
+/// (`{"reason":…, "since":<RFC 3339>}`) and `parked_keys` (keys parked on the partition with
+/// `--on-poison park`; `null` when parking is off for its topic or the store did not answer); a
+/// value not known yet is `null`.
 public struct ConsumerPartitionsDocument: Encodable, Sendable {
     /// The status it renders.
     public var status: ConsumerStatus
@@ -47,6 +49,7 @@ public struct ConsumerPartitionsDocument: Encodable, Sendable {
         case group, phase, partitions
         case topic, partition, committedOffset = "committed_offset", position, highWatermark = "high_watermark", lag
         case queuedRecords = "queued_records", inFlightOffset = "in_flight_offset", paused, halted, halt
+        case parkedKeys = "parked_keys"
         case reason, since
     }
 
@@ -74,6 +77,7 @@ public struct ConsumerPartitionsDocument: Encodable, Sendable {
             } else {
                 try item.encodeNil(forKey: .halt)
             }
+            try item.encode(partition.parkedKeys, forKey: .parkedKeys)
         }
     }
 }

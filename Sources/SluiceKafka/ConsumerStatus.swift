@@ -41,11 +41,14 @@ public struct ConsumerStatus: Sendable {
         public var isPaused: Bool
         /// Why the partition is halted, if it is.
         public var halt: PartitionHalt?
+        /// How many keys parked on this partition wait for `parked release` (`--on-poison park`);
+        /// `nil` when parking is off for its topic, or the count was not asked for or not read.
+        public var parkedKeys: Int?
 
         /// A partition's status from its parts.
         public init(
             partition: TopicPartition, committedOffset: Offset?, position: Offset?, highWatermark: Offset?, lag: Int64?,
-            queuedRecords: Int, inFlightOffset: Offset?, isPaused: Bool, halt: PartitionHalt?
+            queuedRecords: Int, inFlightOffset: Offset?, isPaused: Bool, halt: PartitionHalt?, parkedKeys: Int? = nil
         ) {
             self.partition = partition
             self.committedOffset = committedOffset
@@ -56,6 +59,7 @@ public struct ConsumerStatus: Sendable {
             self.inFlightOffset = inFlightOffset
             self.isPaused = isPaused
             self.halt = halt
+            self.parkedKeys = parkedKeys
         }
     }
 

@@ -281,12 +281,21 @@ public final class EventConsumer<Store: DedupeStore>: Service {
     /// to the broker); the store check reads the stored offsets of the assigned partitions (of
     /// the first topic's partition 0 when none is assigned), which a store that is down cannot.
     ///
-    /// - Parameter storeTimeout: How long the store may take to answer before it counts as
-    ///   unavailable; `nil` skips the check (``ConsumerStatus/storeProblem`` is `nil`). Default: 2 s.
-    public func status(storeTimeout: Duration? = .seconds(2)) async -> ConsumerStatus {
+    /// - Parameters:
+    ///   - storeTimeout: How long the store may take to answer before it counts as unavailable;
+    ///     `nil` skips the check (``ConsumerStatus/storeProblem`` is `nil`). Default: 2 s.
+    ///   - parkedKeysTimeout: When given, and parking is on for a partition's topic, the parked
+    ///     keys of each such partition are counted in the store (``ConsumerStatus/Partition/parkedKeys``),
+    ///     if it answers within this time. Default: `nil`, not counted.
+    public func status(storeTimeout: Duration? = .seconds(2), parkedKeysTimeout: Duration? = nil) async -> ConsumerStatus {
         let phase = membership.withLock { $0.phase }
         let lanes = dispatcher.laneStatus
         let halts = pipeline.halts.current
+        let parking = configuration.pipeline.parking
+        var parked: [TopicPartition: Int]?
+        if let parkedKeysTimeout, lanes.keys.contains(where: { parking.mode(for: $0.topic) != .off }) {
+            parked = await store.parkedKeyCounts(group: configuration.pipeline.group, timeout: parkedKeysTimeout)
+        }
         let partitions = lanes.keys.sorted().map { partition -> ConsumerStatus.Partition in
             let lane = lanes[partition]
             let committed = watermarks.committed(partition)
@@ -301,7 +310,8 @@ public final class EventConsumer<Store: DedupeStore>: Service {
                 partition: partition, committedOffset: committed, position: position, highWatermark: high,
                 lag: high.flatMap { high in from.map { max(0, high.rawValue - $0.rawValue) } },
                 queuedRecords: lane?.queued ?? 0, inFlightOffset: inFlight, isPaused: lane?.isPaused ?? false,
-                halt: halts[partition])
+                halt: halts[partition],
+                parkedKeys: parking.mode(for: partition.topic) == .off ? nil : parked.map { $0[partition] ?? 0 })
         }
         let probe = partitions.isEmpty
             ? configuration.topics.prefix(1).map { TopicPartition(topic: $0, partition: 0) }

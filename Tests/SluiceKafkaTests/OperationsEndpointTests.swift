@@ -245,6 +245,51 @@ struct OperationsEndpointTests {
         try await producer.close()
     }
 
+    @Test("--on-poison park: /partitions counts each partition's parked keys, /metrics has sluice_records_parked_total per partition and the sluice_parked_keys gauge")
+    func parkedKeysOnThePages() async throws {
+        let cluster = try Support.cluster(topics: ["parkops": 2, "parkops.DLT": 1])
+        let producer = try Support.producer(cluster)
+        // Partition 0: key a's second event is refused for good, so a's events 1…4 wait (1 dead
+        // letter, 4 records parked); key b flows. Partition 1: key c flows.
+        var records: [ProducerRecord] = []
+        for seq in 0..<5 {
+            for (key, partition) in [("a", Int32(0)), ("b", 0), ("c", 1)] {
+                records.append(ProducerRecord(
+                    topic: "parkops", partition: partition, key: Support.bytes(key),
+                    value: Pipeline.envelope(id: "\(key)-\(seq)", data: #"{"key":"\#(key)","seq":\#(seq)}"#)))
+            }
+        }
+        try await Support.produceAll(producer, records)
+        let handled = Shared(0)
+        var router = EventRouter<InMemoryDedupeStore.Transaction>()
+        router.on("orders.item_added", as: Pipeline.Item.self, handler: "count") { event, _ in
+            if event.payload.key == "a" && event.payload.seq == 1 { throw SluiceError(code: "REFUSED", message: "a#1 is refused") }
+            handled.increment()
+        }
+        let deadLetterProducer = try Support.producer(cluster)
+        let metrics = PrometheusMetrics()
+        let served = try await Served(try Pipeline.consumer(
+            cluster: cluster, group: "parkops", topics: ["parkops"], store: InMemoryDedupeStore(), router: router,
+            deadLetterProducer: deadLetterProducer, metricsFactory: metrics.factory
+        ) { $0.pipeline.parking = Parking(mode: .park) }, metrics: metrics)
+
+        try await Support.eventually("every other record handled", timeout: .seconds(60)) { handled.current == 11 }
+        try await Support.eventually("the parked records counted", timeout: .seconds(30)) {
+            Self.sample(try await Self.get(served.address, "/metrics").body, "sluice_records_parked_total", ["topic": "parkops", "partition": "0"]) == 4
+        }
+        let page = try await Self.get(served.address, "/metrics").body
+        #expect(Self.sample(page, "sluice_parked_keys", ["topic": "parkops"]) == 1, "\(page)")
+        #expect(Self.sample(page, "sluice_records_dead_lettered_total", ["topic": "parkops", "code": "REFUSED"]) == 1)
+        #expect(Self.sample(page, "sluice_records_parked_total", ["topic": "parkops", "partition": "1"]) == nil)
+        let list = try #require(try await Self.get(served.address, "/partitions").json()["partitions"] as? [[String: Any]])
+        #expect(list.first { $0["partition"] as? Int == 0 }?["parked_keys"] as? Int == 1, "\(list)")
+        #expect(list.first { $0["partition"] as? Int == 1 }?["parked_keys"] as? Int == 0, "\(list)")
+        #expect(try await Self.get(served.address, "/health/ready").status == 200, "a parked key does not halt anything")
+        try await served.stop()
+        try await deadLetterProducer.close()
+        try await producer.close()
+    }
+
     @Test("/partitions after a rebalance: a second member takes some of the four partitions; each page lists only its own, together all four, with their commits and lag")
     func partitionsAfterRebalance() async throws {
         let cluster = try Support.cluster(topics: ["rb": 4, "rb.DLT": 1])

@@ -32,4 +32,31 @@ extension DedupeStore {
             }
         }
     }
+
+    /// How many keys are parked for `group` on each partition (the partition of the record that
+    /// parked the key), or `nil` when the store did not answer within `timeout`: for status pages.
+    public func parkedKeyCounts(group: String, timeout: Duration) async -> [TopicPartition: Int]? {
+        let answer = Mutex<(settled: Bool, continuation: CheckedContinuation<[TopicPartition: Int]?, Never>?)>((false, nil))
+        let settle: @Sendable ([TopicPartition: Int]?) -> Void = { counts in
+            answer.withLock { state -> CheckedContinuation<[TopicPartition: Int]?, Never>? in
+                guard !state.settled else { return nil }
+                state.settled = true
+                return state.continuation.take()
+            }?.resume(returning: counts)
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[TopicPartition: Int]?, Never>) in
+            answer.withLock { $0.continuation = continuation }
+            let timer = Task {
+                try await Task.sleep(for: timeout)
+                settle(nil)
+            }
+            Task {
+                let keys = try? await self.withTransaction { try await $0.parkedKeys(group: group, topic: nil) }
+                var counts: [TopicPartition: Int] = [:]
+                for key in keys ?? [] { counts[TopicPartition(topic: key.topic, partition: key.partition), default: 0] += 1 }
+                settle(keys == nil ? nil : counts)
+                timer.cancel()
+            }
+        }
+    }
 }
