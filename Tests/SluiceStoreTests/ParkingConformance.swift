@@ -6,6 +6,7 @@ import Testing
 /// PostgreSQL): park, append, list, the sequence in order, release record by record, discard,
 /// and release claims between two processes.
 enum ParkingConformance {
+    /// Opens a store on the test's database: every call another store on the same data.
     typealias Open<Store> = @Sendable () async throws -> Store
 
     static let group = "parking-group"
@@ -148,13 +149,17 @@ enum ParkingConformance {
             } == .notParked)
     }
 
-    /// Two transactions claiming one key at the same time: exactly one wins.
+    /// Four releases claiming one key at the same time, each through a store of its own (as
+    /// separate processes would: their own SQLite connection, their own PostgreSQL pool):
+    /// exactly one wins, the others are told who holds it.
     static func concurrentClaimsOneWins<Store: DedupeStore>(_ open: Open<Store>) async throws {
         let store = try await open()
         let key = ParkingKey("k9")
         try await store.withTransaction { try await $0.park(record("k9", offset: 5), key: key, group: group, failure: failure()) }
+        var stores: [Store] = []
+        for _ in 0..<4 { stores.append(try await open()) }
         let results = try await withThrowingTaskGroup(of: ParkingClaim?.self) { tasks in
-            for claimant in ["p1", "p2", "p3", "p4"] {
+            for (claimant, store) in zip(["p1", "p2", "p3", "p4"], stores) {
                 tasks.addTask {
                     for _ in 0..<20 {
                         do {

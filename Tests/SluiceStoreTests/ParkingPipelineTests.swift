@@ -276,7 +276,8 @@ struct ParkingStoreTests {
     ) async throws {
         switch store {
         case "memory":
-            try await memory { InMemoryDedupeStore() }
+            let store = InMemoryDedupeStore()  // one process's memory: every "open" is this store
+            try await memory { store }
         case "sqlite":
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-parking-\(UUID().uuidString).sqlite").path
             defer { try? FileManager.default.removeItem(atPath: path) }
@@ -284,9 +285,13 @@ struct ParkingStoreTests {
         default:
             guard !PostgresTestDatabase.isSkipped else { return }
             try await PostgresTestDatabase.with { database in
-                let store = try await SQLDedupeStore.open(DatabaseLocation(parsing: database.url), logger: logger)
-                try await postgres { store }
-                await store.close()
+                let opened = Mutex<[SQLDedupeStore]>([])
+                try await postgres {
+                    let store = try await SQLDedupeStore.open(DatabaseLocation(parsing: database.url), logger: logger)
+                    opened.withLock { $0.append(store) }
+                    return store
+                }
+                for store in opened.withLock({ $0 }) { await store.close() }
             }
         }
     }
