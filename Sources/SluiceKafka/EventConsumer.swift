@@ -35,6 +35,10 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         /// How long processed-event records are kept, pruned in the background; `nil` prunes
         /// nothing (another process prunes the shared store). Default: `ProcessedEventRetention/init(horizon:interval:)`.
         public var retention: ProcessedEventRetention? = ProcessedEventRetention()
+        /// How often the parked keys are counted in the store for the `sluice.parked.keys` gauge,
+        /// when parking is on for a topic (a release in another process changes them); the first
+        /// count is at start. Default: 30 s.
+        public var parkedKeysInterval: Duration = .seconds(30)
 
         /// A consumer of `topics` with `consumer`'s Kafka settings and the defaults described on each property.
         public init(consumer: KafkaConsumerConfiguration, topics: [String]) {
@@ -109,6 +113,10 @@ public final class EventConsumer<Store: DedupeStore>: Service {
         logger.info("consuming", metadata: ["kafka.topics": "\(configuration.topics)", "kafka.group": "\(configuration.pipeline.group)"])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.commitPeriodically() }
+            let parking = self.configuration.pipeline.parking
+            if parking.mode == .park || parking.topics.values.contains(.park) {
+                group.addTask { try await self.countParkedKeysPeriodically() }
+            }
             if let retention = self.configuration.retention {
                 let pruner = ProcessedEventPruner(store: self.store, retention: retention, logger: self.logger)
                 group.addTask { try await pruner.run() }
@@ -143,6 +151,18 @@ public final class EventConsumer<Store: DedupeStore>: Service {
             try await Task.sleep(for: configuration.commitInterval)
             await commitNow(.interval)
             recordLag()
+        }
+    }
+
+    /// Keeps `sluice.parked.keys` true while keys are parked and released by other processes.
+    private func countParkedKeysPeriodically() async throws {
+        while !Task.isCancelled {
+            do {
+                try await pipeline.recountParkedKeys(topics: configuration.topics)
+            } catch {
+                logger.debug("counting the parked keys failed; the gauge keeps its last value", metadata: ["error": "\(error)"])
+            }
+            try await Task.sleep(for: configuration.parkedKeysInterval)
         }
     }
 

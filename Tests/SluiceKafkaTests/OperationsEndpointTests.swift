@@ -268,10 +268,14 @@ struct OperationsEndpointTests {
         }
         let deadLetterProducer = try Support.producer(cluster)
         let metrics = PrometheusMetrics()
+        let store = InMemoryDedupeStore()
         let served = try await Served(try Pipeline.consumer(
-            cluster: cluster, group: "parkops", topics: ["parkops"], store: InMemoryDedupeStore(), router: router,
+            cluster: cluster, group: "parkops", topics: ["parkops"], store: store, router: router,
             deadLetterProducer: deadLetterProducer, metricsFactory: metrics.factory
-        ) { $0.pipeline.parking = Parking(mode: .park) }, metrics: metrics)
+        ) { configuration in
+            configuration.pipeline.parking = Parking(mode: .park)
+            configuration.parkedKeysInterval = .milliseconds(200)
+        }, metrics: metrics)
 
         try await Support.eventually("every other record handled", timeout: .seconds(60)) { handled.current == 11 }
         try await Support.eventually("the parked records counted", timeout: .seconds(30)) {
@@ -285,6 +289,17 @@ struct OperationsEndpointTests {
         #expect(list.first { $0["partition"] as? Int == 0 }?["parked_keys"] as? Int == 1, "\(list)")
         #expect(list.first { $0["partition"] as? Int == 1 }?["parked_keys"] as? Int == 0, "\(list)")
         #expect(try await Self.get(served.address, "/health/ready").status == 200, "a parked key does not halt anything")
+
+        // Another process discards the key (as `parked discard` would): the gauge follows.
+        let dropped = try await store.withTransaction {
+            try await $0.discardParked(group: "parkops", topic: "parkops", key: ParkingKey("a"), by: "test", at: Date())
+        }
+        #expect(dropped == 4)
+        try await Support.eventually("sluice_parked_keys back to 0", timeout: .seconds(10)) {
+            Self.sample(try await Self.get(served.address, "/metrics").body, "sluice_parked_keys", ["topic": "parkops"]) == 0
+        }
+        let after = try #require(try await Self.get(served.address, "/partitions").json()["partitions"] as? [[String: Any]])
+        #expect(after.first { $0["partition"] as? Int == 0 }?["parked_keys"] as? Int == 0)
         try await served.stop()
         try await deadLetterProducer.close()
         try await producer.close()

@@ -1039,6 +1039,18 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
         return release
     }
 
+    /// Counts the group's parked keys in the store and sets `sluice.parked.keys` for each of
+    /// `topics` whose records park (0 when none of its keys is parked), and for any other topic
+    /// with parked keys.
+    public func recountParkedKeys(topics: [String]) async throws {
+        let group = configuration.group
+        let keys = try await store.withTransaction { try await $0.parkedKeys(group: group, topic: nil) }
+        var counts: [String: Int] = [:]
+        for topic in topics where configuration.parking.mode(for: topic) == .park { counts[topic] = 0 }
+        for key in keys { counts[key.topic, default: 0] += 1 }
+        for (topic, count) in counts { metrics.parkedKeys(topic: topic, count: count) }
+    }
+
     private func remaining(topic: String, key: ParkingKey) async throws -> Int {
         try await store.withTransaction { transaction in
             try await transaction.parkedRecords(group: configuration.group, topic: topic, key: key, limit: nil).count

@@ -11,7 +11,8 @@ import Synchronization
 /// outage or a refusal, or for its store), `sluice.store.unavailable` (transactions that failed
 /// with the store down), `sluice.records.parked` (records whose key is parked: the head record
 /// and every record appended to its sequence, `topic` and `partition`), `sluice.parked.keys`
-/// (gauge, `topic`: the keys parked for the group, as this process last counted them). All
+/// (gauge, `topic`: the keys parked for the group, counted in the store at start, every 30 s and at
+/// each park and release). All
 /// carry the `topic` dimension where a record is involved.
 final class PipelineMetrics: Sendable {
     private let factory: any MetricsFactory
