@@ -197,11 +197,13 @@ let package = Package(
                 "CRawConsumeLoop",
                 "SluicePostgres",
                 "SluiceDatabase",
+                "SluiceHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks/SluiceBenchmarks",
             swiftSettings: strictSettings

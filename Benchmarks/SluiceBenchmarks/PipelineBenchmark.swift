@@ -2,6 +2,9 @@ import ArgumentParser
 import CRawConsumeLoop
 import CoreMetrics
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GRDB
 import Logging
 import OrderFulfillment
@@ -9,6 +12,8 @@ import PostgresNIO
 import Sluice
 import SluiceCLI
 import SluiceDatabase
+import SluiceHTTP
+import ServiceLifecycle
 import SluiceKafka
 import SluicePostgres
 import SluiceSQLite
@@ -29,7 +34,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Records produced at the fixed rate for the latency measurement (0 skips it).") var latencyRecords = 50_000
     @Option(help: "Produce rate for the latency measurement, records/s.") var latencyRate = 10_000
     @Option(help: "Records a lane holds before its partition is paused (the consumer's default: 1,000).") var laneCapacity = 1_000
-    @Option(help: "Run one layer only, for profiling: raw, consumer, memory-noop, memory-write, sqlite-orders, bare-sqlite, postgres-orders, bare-postgres, latency.")
+    @Option(help: "Run these layers only (comma-separated), for profiling or a pair's ratio: raw, consumer, memory-noop, memory-observed, memory-write, sqlite-orders, bare-sqlite, postgres-orders, bare-postgres, latency.")
     var only: String?
     @Option(help: "A postgres:// URL of an empty database (sslmode=disable), to add the order-fulfillment workload on PostgreSQL and the same statements in a bare PostgresNIO loop.")
     var postgres: String?
@@ -44,7 +49,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         guard ["handler", "group"].contains(savepoints) else { throw ValidationError("--savepoints takes handler or group") }
     }
 
-    private func runs(_ layer: String) -> Bool { only == nil || only == layer }
+    private func runs(_ layer: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(layer)) } ?? true }
 
     func run() async throws {
         var logger = Logger(label: "sluice.benchmarks") { StreamLogHandler.standardError(label: $0) }
@@ -82,6 +87,15 @@ struct PipelineBenchmark: AsyncParsableCommand {
             noop.on("orders.order_placed", as: Fulfillment.OrderPlaced.self, handler: "record-order") { _, _ in }
             rates["memory-noop"] = report("pipeline, in-memory store, no-op handler", try await pipeline(
                 "memory-noop", cluster: cluster, topic: topic, registry: registry, store: InMemoryDedupeStore(), router: noop, logger: logger))
+        }
+        if runs("memory-observed") {
+            var noop = EventRouter<InMemoryDedupeStore.Transaction>()
+            noop.on("orders.order_placed", as: Fulfillment.OrderPlaced.self, handler: "record-order") { _, _ in }
+            rates["memory-observed"] = report(
+                "pipeline, in-memory store, no-op handler, operations endpoint on (scraped every second) and no tracer bootstrapped",
+                try await pipeline(
+                    "memory-observed", cluster: cluster, topic: topic, registry: registry, store: InMemoryDedupeStore(), router: noop,
+                    logger: logger, observed: true))
         }
         if runs("memory-write") {
             var writes = EventRouter<InMemoryDedupeStore.Transaction>()
@@ -133,6 +147,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         for (name, numerator, denominator) in [
             ("consumer/raw", "consumer", "raw"), ("pipeline-memory/raw", "memory-noop", "raw"),
+            ("pipeline-observed/pipeline-memory", "memory-observed", "memory-noop"),
             ("pipeline-memory-write/raw", "memory-write", "raw"), ("sqlite-orders/bare-sqlite", "sqlite-orders", "bare-sqlite"),
             ("postgres-orders/bare-postgres", "postgres-orders", "bare-postgres"), ("postgres-orders/sqlite-orders", "postgres-orders", "sqlite-orders"),
         ] {
@@ -180,9 +195,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
     /// An `EventConsumer` of its own group, from the beginning, until every record was handled
     /// (counted from `sluice.records.handled`, which moves after the store commit).
+    ///
+    /// `observed` adds what production adds: the operations endpoint (`run --http-address`) fed
+    /// by the Prometheus registry, and a scraper asking `/metrics`, `/health/ready` and
+    /// `/partitions` every second (a busy Prometheus and orchestrator; theirs usually ask every
+    /// 10 to 15 s). No tracer is bootstrapped: the pipeline's tracing is the no-op one.
     private func pipeline<Store: DedupeStore>(
         _ name: String, cluster: EmbeddedKafkaCluster, topic: String, registry: SchemaRegistry, store: Store,
-        router: EventRouter<Store.Transaction>, logger: Logger
+        router: EventRouter<Store.Transaction>, logger: Logger, observed: Bool = false
     ) async throws -> Double {
         var consumer = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-\(name)")
         consumer.properties["auto.offset.reset"] = "earliest"
@@ -192,16 +212,51 @@ struct PipelineBenchmark: AsyncParsableCommand {
         configuration.dispatcher.resumeBelow = laneCapacity / 4
         let counter = HandledMetrics()
         let sink = try KafkaDeadLetterSink(producer: KafkaProducer(configuration: .init(bootstrapServers: [cluster.bootstrapServers]), logger: logger))
+        let prometheus = observed ? PrometheusMetrics() : nil
         let service = try EventConsumer(
             configuration: configuration, decoder: EnvelopeDecoder(registry: registry), upcasters: try UpcasterChain(registry: registry),
-            router: router, store: store, deadLetterSink: sink, logger: logger, metricsFactory: counter)
+            router: router, store: store, deadLetterSink: sink, logger: logger,
+            metricsFactory: prometheus.map { $0.factory(alongside: counter) } ?? counter)
         let task = Task { try await service.run() }
+        var endpoint: (group: ServiceGroup, task: Task<Void, any Error>, scraper: Task<Int, any Error>)?
+        if let prometheus {
+            let bound = AsyncStream.makeStream(of: HTTPAddress.self)
+            let server = OperationsEndpoint(
+                address: HTTPAddress(host: "127.0.0.1", port: 0), source: ConsumerOperationsSource(consumer: service),
+                metrics: prometheus, logger: logger) { bound.continuation.yield($0) }
+            let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+            let serving = Task { try await group.run() }
+            var addresses = bound.stream.makeAsyncIterator()
+            guard let address = await addresses.next() else { throw ValidationError("the operations endpoint did not start") }
+            let scraper = Task { () async throws -> Int in
+                let session = URLSession(configuration: .ephemeral)
+                defer { session.finishTasksAndInvalidate() }
+                var answers = 0
+                while !Task.isCancelled {
+                    for path in ["/metrics", "/health/ready", "/partitions"] {
+                        guard let url = URL(string: "http://\(address)\(path)") else { continue }
+                        _ = try? await session.data(from: url)
+                        answers += 1
+                    }
+                    try? await Task.sleep(for: .seconds(1))
+                }
+                return answers
+            }
+            endpoint = (group, serving, scraper)
+        }
         // Timed from the first handled record, so the group join is not measured.
         while counter.handled == 0 { try await Task.sleep(for: .milliseconds(1)) }
         let start = ContinuousClock.now
         let first = counter.handled
         while counter.handled < records { try await Task.sleep(for: .milliseconds(2)) }
         let elapsed = ContinuousClock.now - start
+        if let endpoint {
+            endpoint.scraper.cancel()
+            let answers = try await endpoint.scraper.value
+            await endpoint.group.triggerGracefulShutdown()
+            try await endpoint.task.value
+            print("  (\(name): \(answers) requests answered by the operations endpoint during the run)")
+        }
         task.cancel()
         try await task.value
         guard counter.deadLettered == 0 else { throw ValidationError("\(name): \(counter.deadLettered) records were dead-lettered") }
