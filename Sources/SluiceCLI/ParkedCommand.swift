@@ -89,7 +89,10 @@ public struct ParkedCommand<Definition: ConsumerServiceDefinition>: AsyncParsabl
     }
 
     static func rfc3339(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon))
+        // In UTC with its `Z`, to the millisecond: a time without its zone is ambiguous.
+        date.formatted(
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon)
+                .timeZone(separator: .omitted))
     }
 
     /// `parked list`: one line per key, beginning with its topic and key.

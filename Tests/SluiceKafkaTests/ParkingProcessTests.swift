@@ -128,6 +128,8 @@ struct ParkingProcessTests {
         #expect(lines.contains { $0.hasPrefix("steps k7 records=\(Self.events - 2) oldest=3:") }, "parked list: \(list.output)")
         #expect(lines.contains { $0.hasPrefix("steps k22 records=2 oldest=2:") }, "parked list: \(list.output)")
         #expect(lines.allSatisfy { $0.contains("code=STEP_REFUSED") })
+        let stamp = try Regex(#"parked_at=\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"#)
+        #expect(lines.allSatisfy { $0.contains(stamp) }, "times in UTC with their zone: \(list.output)")
 
         // show: the failure, then the waiting records head first; --snapshot: all their bytes.
         let shown = try Self.parked(fixture, ["show", "k7"])
