@@ -2,7 +2,7 @@ import Foundation
 import Sluice
 
 /// What an ``EventConsumer`` is doing right now: its place in the group, each assigned
-/// partition's progress, and whether its store answers. Read on request (``EventConsumer/status(storeTimeout:)``),
+/// partition's progress, and whether its store answers. Read on request (``EventConsumer/status(storeTimeout:parkedKeysTimeout:)``),
 /// for readiness checks and status pages.
 public struct ConsumerStatus: Sendable {
     /// Where the consumer is in its life.

@@ -49,10 +49,9 @@ public struct DeadLetterRecord: Sendable, Hashable {
     /// Provenance headers already on the record (a record that was dead-lettered, re-driven and
     /// failed again) are replaced, so each name appears once and describes the latest failure.
     ///
-    /// - Parameters:
-    ///   - traceParent: The W3C `traceparent` of the span that failed, written as
-    ///     ``DeadLetterHeader/traceParent`` (`sluice.traceparent`); `nil` when nothing was traced.
-    ///   - parked: Adds ``DeadLetterHeader/parked`` (`true`): the failure parked the record's key.
+    /// `traceParent` is the W3C `traceparent` of the span that failed, written as
+    /// ``DeadLetterHeader/traceParent`` (`sluice.traceparent`); `nil` when nothing was traced.
+    /// `parked` adds ``DeadLetterHeader/parked`` (`true`): the failure parked the record's key.
     public init(
         original: Record, topic: String, group: String, reason: DeadLetterReason, failedAt: Date,
         traceParent: String? = nil, parked: Bool = false
