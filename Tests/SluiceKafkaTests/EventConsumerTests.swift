@@ -202,7 +202,15 @@ struct EventConsumerTests {
         // A fresh store per run: only Kafka's commits stand between the two runs.
         let first = try Pipeline.consumer(
             cluster: cluster, group: "graceful", topics: ["graceful"], store: InMemoryDedupeStore(), router: router,
-            deadLetterProducer: producer) { $0.shutdownTimeout = .seconds(10) }
+            deadLetterProducer: producer
+        ) { configuration in
+            configuration.shutdownTimeout = .seconds(10)
+            // Small lanes and buffer: what the drain finishes is bounded by them, not by how fast
+            // this machine happens to be (with the defaults, a fast run drained all 20,000).
+            configuration.dispatcher.laneCapacity = 50
+            configuration.dispatcher.resumeBelow = 12
+            configuration.consumer.maxBufferedRecords = 200
+        }
         let group = ServiceGroup(configuration: .init(services: [first], logger: Support.logger))
         let running = Task { try await group.run() }
         try await Support.eventually("some events handled") { calls.withLock { $0.count } >= 300 }
