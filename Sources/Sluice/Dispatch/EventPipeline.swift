@@ -1013,7 +1013,17 @@ public final class EventPipeline<Store: DedupeStore>: Sendable {
                 }
                 switch result {
                 case .outcome(.abandoned):
-                    try? await store.withTransaction { try await $0.releaseFailed(group: group, topic: topic, key: key, claimant: claimant, failure: nil) }
+                    do {
+                        try await store.withTransaction {
+                            try await $0.releaseFailed(group: group, topic: topic, key: key, claimant: claimant, failure: nil)
+                        }
+                    } catch {
+                        // The claim then lapses by itself after `claimTimeout`; until then another
+                        // release of the key is refused.
+                        prepared.log.logger.warning("the interrupted release could not give up its claim", metadata: [
+                            "parking.key": "\(key)", "error": "\(error)", "claim.timeout": "\(claimTimeout)",
+                        ])
+                    }
                     release.interrupted = true
                     release.remaining = try await remaining(topic: topic, key: key)
                     return release
