@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// Store-wide group commit: the ready groups of many lanes share one store transaction.
@@ -145,8 +146,9 @@ final class GroupCommitQueue<Transaction, Output: Sendable>: Sendable {
 /// The group-commit queue's bookkeeping, as a value: each event returns what the caller must do
 /// after releasing the lock.
 struct GroupCommitQueueState<Work> {
-    private var waiting: [(work: Work, records: Int)] = []
-    private var head = 0
+    /// Groups waiting, oldest first; a taken group is released at once (under a steady stream
+    /// the queue may never be empty, so nothing taken may stay behind in it).
+    private var waiting: Deque<(work: Work, records: Int)> = []
     /// Runners taking work (each runs one transaction at a time).
     private(set) var runners = 0
     /// How many runners may run at once.
@@ -157,7 +159,7 @@ struct GroupCommitQueueState<Work> {
     }
 
     /// Groups waiting for a transaction.
-    var waitingCount: Int { waiting.count - head }
+    var waitingCount: Int { waiting.count }
 
     enum SubmitAction: Equatable {
         /// Start a runner: fewer than ``maxRunners`` run.
@@ -183,22 +185,16 @@ struct GroupCommitQueueState<Work> {
     /// The runner's next step: the waiting groups, oldest first, while their records fit in
     /// `maxRecords` (the first always fits).
     mutating func next(maxRecords: Int) -> NextAction {
-        guard head < waiting.count else {
-            waiting.removeAll(keepingCapacity: true)
-            head = 0
+        guard !waiting.isEmpty else {
             runners -= 1
             return .stop
         }
         var taken: [Work] = []
         var total = 0
-        while head < waiting.count, taken.isEmpty || total + waiting[head].records <= maxRecords {
-            total += waiting[head].records
-            taken.append(waiting[head].work)
-            head += 1
-        }
-        if head == waiting.count {
-            waiting.removeAll(keepingCapacity: true)
-            head = 0
+        while let first = waiting.first, taken.isEmpty || total + first.records <= maxRecords {
+            total += first.records
+            taken.append(first.work)
+            waiting.removeFirst()
         }
         return .transact(taken)
     }

@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// The ordered worker of one partition: it processes the partition's records one at a time, in
@@ -11,8 +12,9 @@ final class PartitionLane: Sendable {
     typealias Processor = @Sendable ([Record], @escaping @Sendable (Int, RecordOutcome) -> Void) async -> [RecordOutcome]
 
     private struct State {
-        var queue: [Record] = []
-        var head = 0
+        /// Waiting records, oldest first. A deque, so a taken record is released at once (a
+        /// head index into an array kept up to a thousand handled records alive per lane).
+        var queue: Deque<Record> = []
         var waiter: CheckedContinuation<[Record]?, Never>?
         var stopping = false
         var inFlight: [Record] = []
@@ -29,17 +31,13 @@ final class PartitionLane: Sendable {
         /// The lane's task has ended (after an abandoned record, or when asked to stop).
         var finished = false
 
-        var depth: Int { queue.count - head }
+        var depth: Int { queue.count }
 
         /// Removes up to `count` records from the front of the queue and marks them in flight.
         mutating func take(_ count: Int) -> [Record] {
-            let end = min(queue.count, head + count)
-            let records = Array(queue[head..<end])
-            head = end
-            if head > 1_024 && head * 2 > queue.count {
-                queue.removeFirst(head)
-                head = 0
-            }
+            let taken = min(queue.count, count)
+            let records = Array(queue.prefix(taken))
+            queue.removeFirst(taken)
             inFlight = records
             return records
         }
@@ -179,7 +177,6 @@ final class PartitionLane: Sendable {
         let waiter = state.withLock { state in
             state.stopping = true
             state.queue.removeAll()
-            state.head = 0
             defer { state.waiter = nil }
             return state.waiter
         }
