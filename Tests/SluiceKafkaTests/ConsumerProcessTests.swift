@@ -203,7 +203,7 @@ struct ConsumerProcessTests {
         let handled = try fixture.handled().count
         print("backpressure: \(total) records (\(bytes / 1_048_576) MiB) waiting; RSS \(early / 1_024) MiB after \(handledEarly) handled, \(late / 1_024) MiB after \(handled); peak \(peak / 1_024) MiB")
         #expect(handled < total / 2, "the handler is slow enough to leave a backlog")
-        #expect(peak < 160 * 1_024, "resident memory stays far below the backlog's size")
+        #expect(peak < 150 * 1_024, "resident memory stays far below the backlog's size (the throughput issue's bound)")
         #expect(late < early + 64 * 1_024, "and does not grow with the records handled")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()

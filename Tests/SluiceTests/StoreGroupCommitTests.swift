@@ -186,6 +186,29 @@ struct StoreGroupCommitTests {
         #expect(state.runners == 0)
     }
 
+    @Test("Under a steady stream (the queue never runs empty) a group the runner took is no longer held by the queue")
+    func queueStateReleasesTakenWork() {
+        final class Work {}
+        var state = GroupCommitQueueState<Work>()
+        weak var taken: Work?
+        do {
+            let first = Work()
+            taken = first
+            _ = state.submit(first, records: 10)
+        }
+        var next = Work()
+        _ = state.submit(next, records: 10)
+        for _ in 0..<3 {
+            guard case .transact(let groups) = state.next(maxRecords: 10) else { Issue.record("nothing to run"); return }
+            #expect(groups.count == 1)
+            // Another group arrives before the runner asks again: the queue is never empty.
+            next = Work()
+            _ = state.submit(next, records: 10)
+        }
+        #expect(taken == nil, "the first group is gone once its runner is done with it")
+        #expect(state.waitingCount == 2, "the two that arrived last wait")
+    }
+
     // MARK: Through the pipeline
 
     /// `partitions` lanes calling the pipeline at once, `records` records each, as the
